@@ -63,6 +63,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+
 try:  # optional: only used to validate README YAML and to fill `cardData`
     import yaml
 except ImportError:  # pragma: no cover
@@ -171,6 +172,7 @@ class LoopbackHub:
         self._lock = threading.RLock()
         self._secret = secrets.token_bytes(16)
         self._counter = 0
+        self._current_path = ""
         self.requests: collections.deque = collections.deque(maxlen=2000)  # (method, path, status)
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions
         self._server: ThreadingHTTPServer | None = None
@@ -275,7 +277,8 @@ class LoopbackHub:
         return repo
 
     def _resolve(self, repo: Repo, rev: str) -> str | None:
-        for prefix, refs in (("", repo.branches), ("refs/heads/", repo.branches), ("refs/tags/", repo.tags), ("", repo.tags)):
+        candidates = (("", repo.branches), ("refs/heads/", repo.branches), ("", repo.tags), ("refs/tags/", repo.tags))
+        for prefix, refs in candidates:
             if rev.startswith(prefix) and rev[len(prefix):] in refs:
                 return refs[rev[len(prefix):]]
         if rev.startswith("refs/pr/") and rev[8:].isdigit() and int(rev[8:]) in repo.prs:
@@ -339,7 +342,8 @@ class LoopbackHub:
         dirs, files = set(), []
         for p in below:
             parts = p[len(prefix):].split("/")
-            dirs.update(prefix + "/".join(parts[:i]) for i in range(1, len(parts) if recursive else min(2, len(parts))))
+            depth = len(parts) if recursive else min(2, len(parts))  # folders above the file, or the first only
+            dirs.update(prefix + "/".join(parts[:i]) for i in range(1, depth))
             if recursive or len(parts) == 1:
                 files.append(p)
         return [self._entry(repo, commit, p, expand) for p in sorted(dirs) + sorted(files)]
@@ -392,6 +396,7 @@ class LoopbackHub:
         if segs[:1] == ["lfs-upload"] and len(segs) == 2 and method == "PUT":
             return self._lfs_put(segs[1], query, body)  # pre-signed URL: no Authorization header
         with self._lock:
+            self._current_path = raw_path  # used to build pagination links
             user = self._user(headers)
             if segs[:1] == ["api"]:
                 return self._api(method, segs[1:], query, headers, body, user)
@@ -412,7 +417,7 @@ class LoopbackHub:
             try:
                 payload = json.loads(body)
             except ValueError:
-                raise HubError(400, "Invalid JSON body")
+                raise HubError(400, "Invalid JSON body") from None
         route = (method, segs[0] if segs else "")
         if route == ("GET", "whoami-v2"):
             if user is None:
@@ -428,9 +433,7 @@ class LoopbackHub:
             raise HubError(404, f"Not found: /api/{'/'.join(segs)}")
         repo = self._repo(API_TYPES[segs[0]], f"{segs[1]}/{segs[2]}", user)
         action, rest = (segs[3], segs[4:]) if len(segs) > 3 else ("", [])
-        write = (method, action) in {("POST", "preupload"), ("POST", "commit"), ("POST", "branch"), ("DELETE", "branch"),
-                                     ("POST", "tag"), ("DELETE", "tag"), ("PUT", "settings")}
-        if write:
+        if action in ("preupload", "commit", "branch", "tag", "settings") and method != "GET":
             self._require_write(user, segs[1], f"write to {repo.type} repositories")
         if method == "GET" and action in ("", "revision"):
             commit = self._commit_at(repo, "/".join(rest) if action else "main")
@@ -489,8 +492,10 @@ class LoopbackHub:
     def _repos_endpoint(self, method: str, action: str, payload: dict, user: str | None) -> Response:
         name, namespace = payload.get("name") or "", payload.get("organization") or user
         repo_type = payload.get("type") or "model"
-        if repo_type not in URL_PREFIX or not re.fullmatch(r"[\w.-]{1,96}", name) or namespace is None:
-            raise HubError(400, "Invalid repo name or type" if namespace else "You must be authenticated")
+        if namespace is None:
+            raise HubError(401, "You must be authenticated to manage repositories")
+        if repo_type not in URL_PREFIX or not re.fullmatch(r"[\w.-]{1,96}", name):
+            raise HubError(400, f"Invalid repo name or type: {name!r} ({repo_type})")
         repo_id = f"{namespace}/{name}"
         if (method, action) == ("POST", "create"):
             self._require_write(user, namespace, f"create a {repo_type}")
@@ -622,7 +627,7 @@ class LoopbackHub:
         try:
             lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         except ValueError:
-            raise HubError(400, "Invalid NDJSON commit payload")
+            raise HubError(400, "Invalid NDJSON commit payload") from None
         header = next((line["value"] for line in lines if line.get("key") == "header"), None)
         if not header or not header.get("summary"):
             raise HubError(400, "Commit header with a non-empty summary is required")
@@ -635,15 +640,16 @@ class LoopbackHub:
             if key == "header":
                 continue
             path = value.get("path", "")
-            parts = path.split("/")
-            if not path or path.startswith("/") or any(p in ("", ".", "..", ".git") for p in parts if p != parts[-1] or key != "deletedFolder"):
+            parts = (path.rstrip("/") if key == "deletedFolder" else path).split("/")
+            if path.startswith("/") or parts[0] == ".git" or any(p in ("", ".", "..") for p in parts):
                 raise HubError(400, f"Invalid path in commit: {path!r}")
             if key == "file":
                 content = value.get("content", "")
                 try:
-                    data = base64.b64decode(content, validate=True) if value.get("encoding") == "base64" else content.encode()
+                    base64_encoded = value.get("encoding") == "base64"
+                    data = base64.b64decode(content, validate=True) if base64_encoded else content.encode()
                 except ValueError:
-                    raise HubError(400, f"Invalid base64 content for {path}")
+                    raise HubError(400, f"Invalid base64 content for {path}") from None
                 pending[path] = data
                 files[path] = self._blob(hashlib.sha256(data).hexdigest(), len(data), data, lfs=False)
             elif key == "lfsFile":
@@ -667,7 +673,7 @@ class LoopbackHub:
                     del files[p]
             else:
                 raise HubError(400, f"Unknown commit operation key: {key!r}")
-        for path, data in pending.items():
+        for data in pending.values():
             self._store(data, lfs=False)
         create_pr = _bool_param(query, "create_pr")
         commit = self._new_commit(repo, head_oid, files, header["summary"], header.get("description") or "", user)
@@ -704,7 +710,7 @@ class LoopbackHub:
             elif match and start:
                 start, end = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
             if not match or start == "" or start > end or start >= len(data):
-                raise HubError(416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"})
+                raise HubError(416, "Range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"})
             out["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             return Response(206, data[start:end + 1], out)
         return Response(200, data, out)
@@ -738,11 +744,11 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = secrets.token_hex(8)
         try:
             body = self._read_body()
-            self.hub._current_path = split.path  # only used to build pagination links (under the hub lock)
             response = self.hub.handle(self.command, split.path, parse_qs(split.query, keep_blank_values=True),
                                        self.headers, body)
         except HubError as err:
-            headers = {"X-Error-Message": err.message, **err.headers}
+            headers = {"X-Error-Message": " ".join(err.message.split()).encode("latin-1", "replace").decode("latin-1"),
+                       **err.headers}
             if err.code:
                 headers["X-Error-Code"] = err.code
             response = _json({"error": err.message}, err.status, headers)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..record import ScoreRecord
 from ..result import PruneResult
-from .selection import check_prune_ratio, select_kept_ids
+from .selection import ccs_kept_ids, check_prune_ratio, select_kept_ids
 
 
 _REGISTRY: dict[str, type[Strategy]] = {}
@@ -72,43 +73,109 @@ class Strategy(abc.ABC):
     def score(self, record: ScoreRecord) -> np.ndarray:
         """Returns one float score per sample, `[record.num_samples]`."""
 
+    #: Whether `select` / `score` accept several records (independent runs) and average over them.
+    multi_record: ClassVar[bool] = False
+
     def select(
         self,
-        record: ScoreRecord,
+        record: ScoreRecord | Sequence[ScoreRecord],
         prune_ratio: float,
         class_balanced: bool = False,
         keep: str | None = None,
+        selection: str = "rank",
+        hard_cutoff: float = 0.0,
+        num_strata: int = 50,
+        seed: int = 0,
     ) -> PruneResult:
         """Scores `record` and removes the fraction `prune_ratio` of its samples.
 
         Args:
-            record (`ScoreRecord`): the training dynamics to score.
+            record (`ScoreRecord` or a list of them): the training dynamics to score. Methods that average over
+                independent runs (`el2n`, `grand`) take a list of records of the same split.
             prune_ratio (`float`): fraction of samples *removed*, in [0, 1); `0.25` keeps 75 %.
             class_balanced (`bool`, *optional*, defaults to `False`): remove the same fraction from each class.
             keep (`str`, *optional*): `"high"` or `"low"`; defaults to the method's own direction.
+            selection (`str`, *optional*, defaults to `"rank"`): `"rank"` keeps the top of the ranking;
+                `"ccs"` samples the kept set by coverage-centric stratified sampling over the same scores
+                (Zheng et al. 2023; see `selection.ccs_kept_ids`), where the `keep` end counts as the hard end.
+            hard_cutoff (`float`, *optional*, defaults to 0.0): CCS only: fraction of the hardest samples removed
+                before stratifying; at most `prune_ratio`.
+            num_strata (`int`, *optional*, defaults to 50): CCS only: number of equal-width score strata.
+            seed (`int`, *optional*, defaults to 0): CCS only: seed of the sampling inside strata.
 
         Returns:
-            `PruneResult` with the sorted kept ids, every sample's score and the provenance.
+            `PruneResult` with the sorted kept ids, every sample's score, the exact params and the provenance.
         """
         ratio = check_prune_ratio(prune_ratio)
         keep = keep or self.keep
-        record.require(*self.requires, method=self.name)
-        scores = np.asarray(self.score(record), dtype=np.float64)
-        if scores.shape != (record.num_samples,):
-            raise RuntimeError(f"{self.name}.score returned shape {scores.shape}; expected ({record.num_samples},).")
-        labels = record.labels
-        kept = select_kept_ids(scores, ratio, keep=keep, labels=labels, class_balanced=class_balanced)
+        if keep not in ("high", "low"):
+            raise ValueError(f"keep must be 'high' or 'low'; got {keep!r}.")
+        if selection not in ("rank", "ccs"):
+            raise ValueError(f"selection must be 'rank' or 'ccs'; got {selection!r}.")
+        records = as_records(record, self)
+        for rec in records:
+            rec.require(*self.requires, method=self.name)
+        scores = np.asarray(self.score(records if self.multi_record else records[0]), dtype=np.float64)
+        primary = records[0]
+        if scores.shape != (primary.num_samples,):
+            raise RuntimeError(f"{self.name}.score returned shape {scores.shape}; expected ({primary.num_samples},).")
+        labels = primary.labels
+        selection_params: dict[str, Any] = {"keep": keep, "class_balanced": class_balanced, "selection": selection}
+        if selection == "ccs":
+            kept = ccs_kept_ids(
+                scores, ratio, keep=keep, hard_cutoff=hard_cutoff, num_strata=num_strata, seed=seed,
+                labels=labels, class_balanced=class_balanced,
+            )  # fmt: skip
+            selection_params.update(hard_cutoff=float(hard_cutoff), num_strata=int(num_strata), seed=int(seed))
+        else:
+            kept = select_kept_ids(scores, ratio, keep=keep, labels=labels, class_balanced=class_balanced)
+        provenance: dict[str, Any] = {"record": dict(primary.metadata), "num_epochs": primary.num_epochs}
+        if primary.path is not None:
+            provenance["record_path"] = str(primary.path)
+        if len(records) > 1:
+            provenance["runs"] = [
+                {
+                    "record": dict(r.metadata),
+                    "num_epochs": r.num_epochs,
+                    "record_path": str(r.path) if r.path else None,
+                }
+                for r in records
+            ]
+        provenance.update(self.provenance())
         return PruneResult(
             kept_ids=kept,
             scores=scores,
             prune_ratio=ratio,
             method=self.name,
-            params={**self.params, "keep": keep, "class_balanced": class_balanced},
-            num_samples=record.num_samples,
+            params={**self.params, **selection_params},
+            num_samples=primary.num_samples,
             labels=labels,
-            provenance={"record": dict(record.metadata), "num_epochs": record.num_epochs},
+            provenance=provenance,
         )
+
+    def provenance(self) -> dict[str, Any]:
+        """Extra provenance a method adds to its results (e.g. which feature file it read); empty by default."""
+        return {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def as_records(record: ScoreRecord | Sequence[ScoreRecord], strategy: Strategy | None = None) -> list[ScoreRecord]:
+    """Returns `record` as a non-empty list of records of one split (same `num_samples`), checking the method
+    accepts several."""
+    if isinstance(record, ScoreRecord):
+        return [record]
+    records = list(record)
+    if not records or not all(isinstance(r, ScoreRecord) for r in records):
+        raise TypeError(f"Expected a ScoreRecord or a list of them; got {type(record).__name__}.")
+    if len(records) > 1 and strategy is not None and not strategy.multi_record:
+        raise ValueError(
+            f"`{strategy.name}` scores one record; got {len(records)}. Only methods that average over runs "
+            f"({', '.join(n for n, c in sorted(_REGISTRY.items()) if c.multi_record)}) take several."
+        )
+    sizes = {r.num_samples for r in records}
+    if len(sizes) > 1:
+        raise ValueError(f"The records index splits of different lengths {sorted(sizes)}; they must be one split.")
+    return records

@@ -1,0 +1,56 @@
+"""Forgetting events: Toneva et al., "An Empirical Study of Example Forgetting during Deep Neural Network
+Learning", ICLR 2019."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..record import ScoreRecord
+from .base import Strategy, register_strategy
+
+
+def forgetting_counts(record: ScoreRecord, signal: str = "correct") -> np.ndarray:
+    """Per-sample number of forgetting events (correct at one presentation, wrong at the next); `+inf` for samples
+    never classified correctly, NaN for samples never seen. Streams the epochs."""
+    n = record.num_samples
+    prev = np.full(n, np.nan)
+    count = np.zeros(n)
+    learned = np.zeros(n, dtype=bool)
+    seen_any = np.zeros(n, dtype=bool)
+    for row in record.iter_epochs(signal):
+        row = np.asarray(row, dtype=np.float64)
+        seen = ~np.isnan(row)
+        correct = seen & (row > 0.5)
+        count += seen & (prev > 0.5) & ~correct
+        prev[seen] = row[seen]
+        learned |= correct
+        seen_any |= seen
+    count[~learned] = np.inf
+    count[~seen_any] = np.nan
+    return count
+
+
+@register_strategy
+class Forgetting(Strategy):
+    """Forgetting (Toneva et al. 2019, Sec. 2): the number of *forgetting events*, transitions from correctly to
+    incorrectly classified between consecutive presentations of a sample,
+    ``F(x) = sum_k 1[acc_{k-1}(x) = 1 and acc_k(x) = 0]``, over the recorded epochs (a presentation = an epoch that
+    saw the sample). Samples never classified correctly (never learned) count, as in the paper, as
+    forgotten infinitely often, so their score is `+inf`. Keeps the **highest** (most forgettable); the
+    unforgettable (score 0) go first.
+
+    Args:
+        signal (`str`, *optional*, defaults to `"correct"`): the recorded 0/1 correctness signal.
+    """
+
+    name = "forgetting"
+    summary = "Forgetting events (Toneva et al. 2019): correct->wrong flips, never-learned = inf; keeps high."
+    keep = "high"
+    requires = ("correct",)
+
+    def __init__(self, signal: str = "correct"):
+        super().__init__(signal=signal)
+        self.requires = (signal,)
+
+    def score(self, record: ScoreRecord) -> np.ndarray:
+        return forgetting_counts(record, self.params["signal"])

@@ -1,0 +1,102 @@
+"""Moderate coreset: Xia, Liu, Yu, Shen, Han, Liu, "Moderate Coreset: A Universal Method of Data Selection for
+Real-world Data-efficient Deep Learning", ICLR 2023."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features import describe_features, resolve_features
+from ..record import ScoreRecord
+from .base import Strategy, register_strategy
+
+
+CHUNK = 65536
+
+
+def class_centre_distances(store, labels: np.ndarray, centre: str = "mean") -> np.ndarray:
+    """Euclidean distance of every sample's features to the centre of its class, streamed in chunks (float64).
+
+    `centre="mean"` needs one pass and `[C, d]` sums; `"median"` (the coordinate-wise median, as in the authors'
+    code) reads one class at a time.
+    """
+    feats, seen = store.features, store.seen
+    n, d = feats.shape
+    classes = np.unique(labels[seen & (labels >= 0)])
+    index = {int(c): i for i, c in enumerate(classes)}
+    centres = np.zeros((classes.size, d))
+    if centre == "mean":
+        counts = np.zeros(classes.size)
+        for start in range(0, n, CHUNK):
+            x = np.asarray(feats[start : start + CHUNK], dtype=np.float64)
+            lab, ok = labels[start : start + CHUNK], seen[start : start + CHUNK] & (labels[start : start + CHUNK] >= 0)
+            pos = np.array([index[int(c)] for c in lab[ok]], dtype=np.int64)
+            np.add.at(centres, pos, x[ok])
+            counts += np.bincount(pos, minlength=classes.size)
+        centres /= np.maximum(counts, 1)[:, None]
+    elif centre == "median":
+        for c, i in index.items():
+            members = np.flatnonzero(seen & (labels == c))
+            centres[i] = np.median(np.asarray(feats[members], dtype=np.float64), axis=0)
+    else:
+        raise ValueError(f"centre must be 'mean' or 'median'; got {centre!r}.")
+    dist = np.full(n, np.nan)
+    for start in range(0, n, CHUNK):
+        x = np.asarray(feats[start : start + CHUNK], dtype=np.float64)
+        lab, ok = labels[start : start + CHUNK], seen[start : start + CHUNK] & (labels[start : start + CHUNK] >= 0)
+        pos = np.array([index[int(c)] for c in lab[ok]], dtype=np.int64)
+        block = np.full(x.shape[0], np.nan)
+        block[ok] = np.linalg.norm(x[ok] - centres[pos], axis=1)
+        dist[start : start + CHUNK] = block
+    return dist
+
+
+@register_strategy
+class Moderate(Strategy):
+    """Moderate-DS (Xia et al. 2023, Sec. 3): with `f(x)` the features and `c_y` the centre of class `y`,
+    ``d(x) = || f(x) - c_y ||_2``; the samples whose distance is closest to the median distance are kept:
+    score ``s(x) = | d(x) - median_x' d(x') |``, keeps the **lowest**. Removing the fraction `r` thus removes about
+    `r/2` of the closest and `r/2` of the farthest samples, the band the authors' code cuts.
+
+    Needs per-sample features (`hf_prune.features.extract_features`) and labels.
+
+    Args:
+        features (`str`, `np.ndarray` or `FeatureStore`, *optional*): a feature folder or an `[n, d]` array; defaults
+            to `<run>/features` next to the record's `<run>/scores`.
+        centre (`str`, *optional*, defaults to `"mean"`): class centre, `"mean"` (the paper's) or `"median"`
+            (coordinate-wise, the authors' code).
+        median (`str`, *optional*, defaults to `"global"`): the median of all distances (`"global"`, as the paper)
+            or of each class's own distances (`"class"`).
+    """
+
+    name = "moderate"
+    summary = "Moderate-DS (Xia et al. 2023): distance to class centre in feature space; keeps those near the median."
+    keep = "low"
+    requires = ()
+
+    def __init__(self, features=None, centre: str = "mean", median: str = "global"):
+        if centre not in ("mean", "median"):
+            raise ValueError(f"centre must be 'mean' or 'median'; got {centre!r}.")
+        if median not in ("global", "class"):
+            raise ValueError(f"median must be 'global' or 'class'; got {median!r}.")
+        super().__init__(features=describe_features(features), centre=centre, median=median)
+        self._features = features
+        self._used = None
+
+    def score(self, record: ScoreRecord) -> np.ndarray:
+        labels = record.labels
+        if labels is None:
+            raise ValueError("`moderate` needs class labels; the record has none (pass `labels=` to from_arrays).")
+        store = resolve_features(self._features, record, self.name)
+        self._used = store
+        dist = class_centre_distances(store, np.asarray(labels), self.params["centre"])
+        if self.params["median"] == "global":
+            return np.abs(dist - np.nanmedian(dist))
+        out = np.full_like(dist, np.nan)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            if np.isfinite(dist[members]).any():
+                out[members] = np.abs(dist[members] - np.nanmedian(dist[members]))
+        return out
+
+    def provenance(self) -> dict:
+        return {"features": self._used.describe()} if self._used is not None else {}

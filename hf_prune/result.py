@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 import numpy as np
 
 
-RESULT_FILE = "pruning.json"
 SAMPLE_ID_COLUMN = "sample_id"
 
 
@@ -42,7 +40,9 @@ class PruneResult:
     ```python
     >>> result = get_strategy("dyn_unc", window=10).select(record, prune_ratio=0.25)
     >>> pruned_train = result.apply(train_dataset)      # train_dataset.select(result.kept_ids)
-    >>> result.save("dyn_unc_25")
+    >>> result.save("dyn_unc_25", source=("ILSVRC/imagenet-1k", "train"))   # parquet + dataset card
+    >>> PruneResult.load("dyn_unc_25").kept_ids                             # or a Hub repo id
+    >>> result.push_to_hub("org/imagenet-1k-dyn-unc-25")
     ```
     """
 
@@ -107,46 +107,101 @@ class PruneResult:
 
     # ------------------------------------------------------------------ persistence
 
-    def _meta(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "prune_ratio": self.prune_ratio,
-            "params": self.params,
-            "num_samples": self.num_samples,
-            "num_kept": self.num_kept,
-            "provenance": self.provenance,
-        }
+    def save(self, save_directory: str | os.PathLike, source: Any = None, **kwargs: Any) -> Path:
+        """Writes this list to a folder laid out as a Hub dataset repo: parquet under `data/<config>/` (rows kept,
+        sorted `index`, `score`, `label`), a `README.md` dataset card with a `pruning:` block, optionally a score
+        histogram. See `hf_prune.export.save_results` for the layout, the checksum and every option.
 
-    def save(self, save_directory: str | os.PathLike) -> Path:
-        """Writes `pruning.json` plus `kept_ids.npy`, `scores.npy` (and `labels.npy`) to `save_directory`."""
-        path = Path(save_directory)
-        path.mkdir(parents=True, exist_ok=True)
-        np.save(path / "kept_ids.npy", self.kept_ids)
-        np.save(path / "scores.npy", self.scores)
-        if self.labels is not None:
-            np.save(path / "labels.npy", np.asarray(self.labels, dtype=np.int64))
-        with open(path / RESULT_FILE, "w") as f:
-            json.dump(self._meta(), f, indent=2, default=str)
-        return path
+        Args:
+            save_directory (`str` or `os.PathLike`):
+                Folder to write (replaced atomically if it holds an earlier index list).
+            source (`str`, `tuple` or `dict`, *optional*):
+                The source split: repo id, `(repo_id, split[, revision])` or a dict; fills in the provenance.
+            kwargs:
+                Passed to `save_results` (`content_key=`, `source_dataset=`, `all_scores=`, `license=`...).
+
+        Returns:
+            `Path`: the folder.
+        """
+        from .export.index_list import save_results
+
+        return save_results([self], save_directory, source, **kwargs)
 
     @classmethod
-    def load(cls, save_directory: str | os.PathLike) -> PruneResult:
-        """Reads a result written by `save`."""
-        path = Path(save_directory)
-        if not (path / RESULT_FILE).exists():
-            raise FileNotFoundError(f"No pruning result in {path} (missing {RESULT_FILE}).")
-        with open(path / RESULT_FILE) as f:
-            meta = json.load(f)
-        labels = np.load(path / "labels.npy") if (path / "labels.npy").exists() else None
-        return cls(
-            kept_ids=np.load(path / "kept_ids.npy"),
-            scores=np.load(path / "scores.npy"),
-            prune_ratio=meta["prune_ratio"],
-            method=meta["method"],
-            params=meta.get("params", {}),
-            num_samples=meta["num_samples"],
-            labels=labels,
-            provenance=meta.get("provenance", {}),
+    def load(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        config: str | None = None,
+        revision: str | None = None,
+        token: str | None = None,
+    ) -> PruneResult:
+        """Reads a list written by `save` (or pushed with `push_to_hub`) back, verifying its checksum.
+
+        Scores and labels of rows *not kept* are NaN / -1 unless the folder was saved with `all_scores=True`.
+
+        Args:
+            path_or_repo_id (`str` or `os.PathLike`):
+                A saved folder or a Hub dataset repo id.
+            config (`str`, *optional*):
+                Which ratio (e.g. `"prune_50"`) of a folder with several; defaults to the default config.
+            revision (`str`, *optional*):
+                Revision of the Hub repo.
+            token (`str`, *optional*):
+                Hub token for private repos.
+        """
+        from .export.hub import fetch_index_folder
+        from .export.index_list import read_index_list
+
+        folder = fetch_index_folder(path_or_repo_id, config=config, revision=revision, token=token)
+        return read_index_list(folder, config).to_result()
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        token: str | None = None,
+        revision: str | None = None,
+        commit_message: str | None = None,
+        source: Any = None,
+        *,
+        tag: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Publishes this list as a Hub dataset repo (`create_repo(repo_type="dataset")` + `upload_folder`, one
+        commit) and returns the commit URL. Token and folder are validated first: nothing is half-pushed.
+
+        Args:
+            repo_id (`str`):
+                Dataset repo id, e.g. `"org/imagenet-1k-dyn-unc-25"`.
+            private (`bool`, *optional*, defaults to `False`):
+                Visibility of a new repo.
+            token (`str`, *optional*):
+                Hub token; defaults to the logged-in one / `HF_TOKEN`.
+            revision (`str`, *optional*):
+                Branch to commit to (created if missing).
+            commit_message (`str`, *optional*):
+                Commit message.
+            source (`str`, `tuple` or `dict`, *optional*):
+                The source split, filling in or overriding the provenance, e.g.
+                `("ILSVRC/imagenet-1k", "train", "<revision>")`.
+            tag (`str`, *optional*):
+                Tag the commit (e.g. `"v1.0"`).
+            kwargs:
+                Passed to `save` (`content_key=`, `source_dataset=`, `license=`...).
+
+        Returns:
+            `str`: the commit URL.
+
+        Example:
+
+        ```python
+        >>> result.push_to_hub("org/imagenet-1k-dyn-unc-25", source=("ILSVRC/imagenet-1k", "train", "main"))
+        ```
+        """
+        from .export import push_results_to_hub
+
+        return push_results_to_hub(
+            [self], repo_id, private, token, revision, commit_message, tag=tag, source=source, **kwargs
         )
 
     def __repr__(self) -> str:

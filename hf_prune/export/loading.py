@@ -1,0 +1,142 @@
+"""`load_pruned`: apply a published index list to a source split, with the checks a bare `.select` skips."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from .hub import fetch_index_folder
+from .index_list import IndexList, content_values, read_index_list
+
+
+class SourceMismatchWarning(UserWarning):
+    """The source split matches the list's row count and ids, but not the revision or fingerprint it was scored on."""
+
+
+def _remap(index_list: IndexList, source_dataset, where: str) -> np.ndarray | None:
+    """Row positions in `source_dataset` of the list's rows, found by content key; `None` when the source has no
+    such column (or the list has no content key)."""
+    key = index_list.content_key
+    if key is None or index_list.content is None or key not in (source_dataset.column_names or []):
+        return None
+    source_keys = content_values(source_dataset, key)
+    wanted = index_list.content
+    n_src = len(source_keys)
+    index = index_list.index
+    # Same layout (the common case): the keys already line up, no dictionary needed.
+    if n_src == index_list.num_samples and index.size and index[-1] < n_src:
+        if all(source_keys[i] == k for i, k in zip(index.tolist(), wanted)):
+            return index
+    position: dict[str, int] = {}
+    duplicates = 0
+    for i, k in enumerate(source_keys):
+        if position.setdefault(k, i) != i:
+            duplicates += 1
+    if duplicates:
+        raise ValueError(
+            f"{where}: the source's {key!r} column has {duplicates} duplicate values, so it cannot remap the list."
+        )
+    rows = np.fromiter((position.get(k, -1) for k in wanted), dtype=np.int64, count=len(wanted))
+    missing = int((rows < 0).sum())
+    if missing:
+        example = wanted[int(np.flatnonzero(rows < 0)[0])]
+        raise ValueError(
+            f"{where}: {missing} of the list's {len(wanted)} rows are not in the source (by {key!r}, e.g. "
+            f"{example!r}): this source is not the split the list was made on."
+        )
+    return np.sort(rows)
+
+
+def load_pruned(
+    source_dataset,
+    repo_or_path: str | os.PathLike,
+    config: str | None = None,
+    revision: str | None = None,
+    *,
+    token: str | None = None,
+    source_revision: str | None = None,
+):
+    """Applies a pruned index list to the unpruned source split and returns the pruned `datasets.Dataset`.
+
+    Checks, in order: the list's own checksum (`index_sha256` in the card) and order; then, where the list has a
+    content key (e.g. file names) and the source has that column, the rows are matched by content, which remaps the
+    ids onto a mirror that orders (or counts) the rows differently; otherwise the source's row count must equal the
+    one the list was made on and every id must be in bounds. A different source revision (`source_revision`) or
+    dataset fingerprint only warns (`SourceMismatchWarning`): fingerprints differ between caches of the same data.
+
+    Args:
+        source_dataset (`datasets.Dataset`):
+            The *unpruned* split the list indexes (e.g. `load_dataset("ILSVRC/imagenet-1k", split="train")`).
+        repo_or_path (`str` or `os.PathLike`):
+            A folder written by `PruneResult.save`, or a Hub dataset repo id.
+        config (`str`, *optional*):
+            Which list (e.g. `"prune_50"`); defaults to the repo's default config.
+        revision (`str`, *optional*):
+            Revision (branch, tag, commit) of the index-list repo.
+        token (`str`, *optional*):
+            Hub token for private repos.
+        source_revision (`str`, *optional*):
+            The revision of the source you loaded; compared with the one recorded in the card.
+
+    Returns:
+        `datasets.Dataset`: `source_dataset.select(kept rows)`.
+
+    Raises:
+        `ValueError`: the list fails its checksum, or the source has another row count, ids out of bounds or, by
+            content key, rows the list needs but the source lacks. The message says what differs.
+
+    Example:
+
+    ```python
+    >>> from datasets import load_dataset
+    >>> from hf_prune import load_pruned
+    >>> full = load_dataset("ILSVRC/imagenet-1k", split="train")
+    >>> train = load_pruned(full, "org/imagenet-1k-dyn-unc", config="prune_25")
+    ```
+    """
+    folder = fetch_index_folder(repo_or_path, config=config, revision=revision, token=token)
+    index_list = read_index_list(folder, config)
+    src = index_list.source
+    where = f"{repo_or_path} [{index_list.config_name}]"
+    n_src = len(source_dataset)
+    expected = index_list.num_samples
+    rows = _remap(index_list, source_dataset, where)
+    agree = "row count and ids agree" if rows is None else f"the rows were matched by {index_list.content_key!r}"
+    if rows is None:
+        if n_src != expected:
+            raise ValueError(
+                f"{where}: the source dataset has {n_src:,} rows but the list was made on {expected:,} rows of "
+                f"{src.get('repo_id') or 'its source'} (split {src.get('split')!r}, revision "
+                f"{src.get('revision') or 'unknown'}); a difference of {n_src - expected:+,}. Load the same split "
+                "(and revision) the list was made on."
+            )
+        rows = index_list.index
+        if rows.size and (rows[0] < 0 or rows[-1] >= n_src):
+            raise ValueError(f"{where}: ids span [{rows[0]}, {rows[-1]}] but the source has only {n_src:,} rows.")
+    elif n_src != expected:
+        warnings.warn(
+            f"{where}: the source has {n_src:,} rows, the list was made on {expected:,}; all {rows.size:,} kept rows "
+            f"were found by {index_list.content_key!r} and remapped.",
+            SourceMismatchWarning,
+            stacklevel=2,
+        )
+    recorded_rev = src.get("revision")
+    if source_revision is not None and recorded_rev is not None and source_revision != recorded_rev:
+        warnings.warn(
+            f"{where}: the list was made on revision {recorded_rev!r} of {src.get('repo_id')}, you loaded "
+            f"{source_revision!r}; {agree}, but the rows' content may differ.",
+            SourceMismatchWarning,
+            stacklevel=2,
+        )
+    recorded_fp = src.get("fingerprint")
+    fingerprint = getattr(source_dataset, "_fingerprint", None)
+    if recorded_fp and fingerprint and recorded_fp != fingerprint:
+        warnings.warn(
+            f"{where}: the source's fingerprint {fingerprint} differs from the one scored ({recorded_fp}). This is "
+            f"expected for a copy loaded from another cache or transformed; {agree}.",
+            SourceMismatchWarning,
+            stacklevel=2,
+        )
+    return source_dataset.select(rows)

@@ -50,6 +50,19 @@ class PruningArguments(TrainingArguments):
     - **score_record_dir** -- where the record goes, relative to `output_dir`.
     - **record_num_samples** -- length of the unpruned split, when training on a pruned view that carries
       `sample_id` already.
+
+    Dynamic pruning (`hf_prune.dynamic`; off unless `dynamic_policy` is set):
+
+    - **dynamic_policy** -- `random_dynamic`, `uncertainty_ema`, `epsilon_greedy`, `ucb` or `infobatch`.
+    - **dynamic_prune_ratio** -- fraction of the train set *removed* in each pruned epoch, in [0, 1).
+    - **pruning_period** -- `T_p`: epochs between re-selections (Raju et al. use 10).
+    - **dynamic_scoring** -- `"pass"`: a forward pass over the whole train set at each re-selection (Raju et al.;
+      its time counts); `"train_loss"`: the free training losses of the samples seen (unseen keep their last score).
+    - **dynamic_alpha**, **dynamic_epsilon**, **dynamic_c** -- EMA weight (Eq. 2), exploration share (epsilon-greedy),
+      variance weight (UCB, Eq. 4).
+    - **infobatch_delta**, **infobatch_max_ratio** -- InfoBatch: share of the epochs that prune, bound on `r`.
+    - **dynamic_round_to_batches** -- round the kept count up to a multiple of `world_size x per_device batch`, so
+      every selected sample is used exactly once per epoch with no padding.
     """
 
     record_signals: list[str] = field(
@@ -77,6 +90,53 @@ class PruningArguments(TrainingArguments):
         },
     )
 
+    # ---- dynamic pruning (hf_prune.dynamic) ----
+    dynamic_policy: str | None = field(
+        default=None,
+        metadata={
+            "help": "Dynamic pruning policy re-selecting the training subset during training: random_dynamic, "
+            "uncertainty_ema, epsilon_greedy, ucb (Raju et al. 2021) or infobatch (Qin et al. 2024). None trains on "
+            "all data."
+        },
+    )
+    dynamic_prune_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of the train set *removed* in each pruned epoch, in [0, 1): 0.5 trains on half."},
+    )
+    pruning_period: int = field(
+        default=1, metadata={"help": "T_p: epochs between two selections of the dynamic policy (>= 1)."}
+    )
+    dynamic_scoring: str = field(
+        default="train_loss",
+        metadata={
+            "help": "Where dynamic scores come from: 'pass' (a forward pass over the whole train set at every "
+            "re-selection, as Raju et al.; its time counts) or 'train_loss' (the per-sample training losses of the "
+            "samples seen, free; unseen samples keep their last score)."
+        },
+    )
+    dynamic_alpha: float = field(
+        default=0.8, metadata={"help": "EMA weight of the newest loss (Raju et al. Eq. 2-3), in (0, 1]."}
+    )
+    dynamic_epsilon: float = field(
+        default=0.1, metadata={"help": "epsilon_greedy: share of the kept samples drawn at random, in [0, 1]."}
+    )
+    dynamic_c: float = field(default=1.0, metadata={"help": "ucb: weight c of the running variance (Eq. 4), >= 0."})
+    infobatch_delta: float = field(
+        default=0.875,
+        metadata={"help": "infobatch: pruning stops at epoch floor(delta * num_train_epochs) (annealing), in (0, 1]."},
+    )
+    infobatch_max_ratio: float = field(
+        default=0.9,
+        metadata={"help": "infobatch: upper bound of the ratio r pruned from the below-mean-loss samples, in (0, 1)."},
+    )
+    dynamic_round_to_batches: bool = field(
+        default=True,
+        metadata={
+            "help": "Round the per-epoch kept count up to a multiple of world_size x per_device_train_batch_size, so "
+            "every selected sample is used exactly once per epoch (no padding duplicates across ranks)."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
         if isinstance(self.record_signals, str):
@@ -84,6 +144,20 @@ class PruningArguments(TrainingArguments):
         self.record_signals = check_signals(self.record_signals)
         if self.record_num_samples is not None and self.record_num_samples <= 0:
             raise ValueError(f"record_num_samples must be positive; got {self.record_num_samples}.")
+        if self.dynamic_policy is not None:
+            from .dynamic.trainer_hooks import check_dynamic_args
+
+            # Raises clear errors for a bad policy, ratio, period or scoring mode; adds the "loss" signal that
+            # dynamic_scoring="train_loss" feeds to the policy.
+            self.record_signals = check_dynamic_args(self)
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched > 1 and self.world_size == 1:
+            # Unconnected processes would each write the same score record.
+            raise ValueError(
+                f"{launched} processes were launched (WORLD_SIZE={launched}) but these arguments run them unconnected "
+                "(world_size=1). On a machine without a GPU pass `use_cpu=True` (`--use_cpu`) so they join one "
+                "gloo process group."
+            )
 
 
 class _KeepSampleIdCollator:
@@ -127,7 +201,11 @@ class _RecordingCallback(TrainerCallback):
         self.trainer = trainer
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.trainer._align_record_to_epoch(int(math.floor(state.epoch + 1e-6)) if state.epoch else 0)
+        epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
+        self.trainer._align_record_to_epoch(epoch)
+        if getattr(self.trainer, "_dynamic", None) is not None:
+            # Before Trainer calls set_epoch and iterates: run the scoring pass if due, draw the epoch's selection.
+            self.trainer._dynamic.begin_epoch(epoch)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.trainer._end_recording_epoch()
@@ -233,6 +311,12 @@ class PruningTrainer(Trainer):
         self._recorded_epochs = 0
         self._step_sample_ids: torch.Tensor | None = None
         self.add_callback(_RecordingCallback(self))
+        # Dynamic pruning (hf_prune.dynamic): the per-epoch sampler, its policy and InfoBatch's loss weights.
+        self._dynamic = None
+        if getattr(self.args, "dynamic_policy", None) is not None:
+            from .dynamic.trainer_hooks import TrainerDynamicPruning
+
+            self._dynamic = TrainerDynamicPruning(self)
 
     # ------------------------------------------------------------------ paths
 
@@ -245,6 +329,11 @@ class PruningTrainer(Trainer):
         """The run's `ScoreRecord` (read-only, memory-mapped), as of the last complete epoch."""
         return ScoreRecord.load(self.score_record_path)
 
+    @property
+    def dynamic_pruning(self):
+        """The `TrainerDynamicPruning` driving `args.dynamic_policy` (its `sampler`, `policy`, `timing`), or None."""
+        return self._dynamic
+
     # ------------------------------------------------------------------ Trainer overrides
 
     def _set_signature_columns_if_needed(self):
@@ -253,12 +342,24 @@ class PruningTrainer(Trainer):
         if SAMPLE_ID_COLUMN not in self._signature_columns:
             self._signature_columns.append(SAMPLE_ID_COLUMN)
 
+    def _get_train_sampler(self, train_dataset=None):
+        # Dynamic pruning swaps Trainer's RandomSampler for a DynamicPruningSampler that yields only the epoch's
+        # selection. Its length is the same every epoch, because Trainer computes the steps per epoch, max_steps and
+        # the LR schedule once from len(dataloader). It is identical on every rank (seed, epoch, gathered score table)
+        # and a multiple of world_size x batch, so accelerate's BatchSamplerShard deals each selected sample to
+        # exactly one rank once per epoch. See DynamicPruningSampler for the cross-rank contract.
+        if self._dynamic is not None:
+            return self._dynamic.sampler
+        return super()._get_train_sampler(train_dataset)
+
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         # Set up (or restore) the record before Trainer's loop starts; the loop itself is untouched.
         checkpoint = resume_from_checkpoint
         if isinstance(checkpoint, bool):
             checkpoint = get_last_checkpoint(self.args.output_dir) if checkpoint else None
         self._prepare_record(checkpoint)
+        if self._dynamic is not None:
+            self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -275,11 +376,17 @@ class PruningTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = self._step_sample_ids
-        if ids is None or not model.training or self.record_clean_view:
+        weighted = ids is not None and model.training and self._dynamic is not None and self._dynamic.weighted
+        if not weighted and (ids is None or not model.training or self.record_clean_view):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = self._labels_of(inputs)
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        self.recorder.add(ids, _logits_of(outputs), labels)
+        if weighted:
+            # InfoBatch: the model's loss is already a batch mean, so the per-sample 1/(1-r) weights are applied to
+            # a cross-entropy recomputed from the logits with reduction="none" (hf_prune.dynamic.loss).
+            loss = self._dynamic.weighted_loss(ids, _logits_of(outputs), labels, num_items_in_batch)
+        if not self.record_clean_view:
+            self.recorder.add(ids, _logits_of(outputs), labels)
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model, trial):
@@ -289,6 +396,8 @@ class PruningTrainer(Trainer):
         checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.accelerator.is_main_process and self._record is not None:
             _link_record(self._record.path, checkpoint / CHECKPOINT_RECORD_DIR)
+        if self._dynamic is not None and self.accelerator.is_main_process:
+            self._dynamic.save(checkpoint / "dynamic_pruning")  # identical on every rank: the main one writes it
         partial = checkpoint / CHECKPOINT_PARTIAL_DIR
         partial.mkdir(parents=True, exist_ok=True)
         torch.save(self.recorder.state_dict(), partial / f"rank{self.accelerator.process_index}.pt")
@@ -343,7 +452,8 @@ class PruningTrainer(Trainer):
                 if saved is not None:
                     logger.warning(f"{checkpoint} has no score record; the record starts empty from this point.")
                 capacity = int(math.ceil(self.args.num_train_epochs)) if self.args.max_steps <= 0 else 1
-                ScoreRecord.create(path, self.num_samples, self.recorder.signals, capacity, self._record_metadata())
+                signals = self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
+                ScoreRecord.create(path, self.num_samples, signals, capacity, self._record_metadata())
         self.accelerator.wait_for_everyone()
         with open(path / RECORD_FILE) as f:
             self._recorded_epochs = json.load(f)["num_epochs"]
@@ -363,6 +473,12 @@ class PruningTrainer(Trainer):
         if self.record_clean_view:
             self._clean_view_pass()
         ids, labels, values = self.recorder.gather(self.accelerator)
+        if self._dynamic is not None:
+            # Feeds the gathered losses to the policy (train_loss scoring) and adds the epoch's `selected` mask.
+            known = self._record.labels if self._record is not None else None
+            ids, labels, values = self._dynamic.end_epoch(self._recorded_epochs, ids, labels, values, known)
+            if self._record is not None:
+                self._record.metadata["dynamic"] = self._dynamic.metadata()
         if self.accelerator.is_main_process:
             self._record.write_epoch(self._recorded_epochs, ids, values, labels)
         self._recorded_epochs += 1

@@ -1,0 +1,246 @@
+"""The `DynamicPolicy` base class, the `Selection` it returns, and the registry behind `get_policy`/`list_policies`.
+
+A dynamic policy decides, at the start of a selection epoch, which samples the coming epoch(s) train on. It keeps a
+per-sample *score table* (numpy arrays of length `num_samples`) that `observe(ids, scores)` updates from per-sample
+losses, and `select(epoch, num_keep, rng)` turns the table into a `Selection`. Both are pure numpy functions of
+(table, epoch, rng): given the same table and the same seeded generator, every process computes the same selection,
+which is what lets `DynamicPruningSampler` run on every rank with no broadcast.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+_REGISTRY: dict[str, type[DynamicPolicy]] = {}
+
+
+def register_policy(cls: type[DynamicPolicy]) -> type[DynamicPolicy]:
+    """Class decorator that registers a `DynamicPolicy` subclass under its `name`; a duplicate name is refused."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name` to be registered.")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"A dynamic policy named {name!r} is already registered ({_REGISTRY[name].__module__}).")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def list_policies() -> dict[str, str]:
+    """Returns `{name: one-line summary}` for every registered dynamic pruning policy, sorted by name."""
+    return {name: _REGISTRY[name].summary for name in sorted(_REGISTRY)}
+
+
+def get_policy(name: str, **params: Any) -> DynamicPolicy:
+    """Builds the dynamic pruning policy registered as `name` with `params`.
+
+    Example:
+
+    ```python
+    >>> from hf_prune.dynamic import get_policy
+    >>> policy = get_policy("ucb", prune_ratio=0.5, alpha=0.8, c=1.0)
+    ```
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown dynamic policy {name!r}. Known policies: {', '.join(sorted(_REGISTRY))}.")
+    cls = _REGISTRY[name]
+    accepted = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            accepted |= {p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "kwargs")}
+    unknown = [p for p in params if p not in accepted]
+    if unknown:
+        raise TypeError(f"Dynamic policy {name!r} got unknown parameter(s) {unknown}; it accepts {sorted(accepted)}.")
+    return cls(**params)
+
+
+def check_ratio(value: float, name: str = "prune_ratio") -> float:
+    """`value` as a float in [0, 1), or a clear error (ratios are the fraction of samples *removed*)."""
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r}.") from None
+    if math.isnan(ratio) or not (0.0 <= ratio < 1.0):
+        raise ValueError(
+            f"{name} must be in [0, 1): it is the fraction of samples *removed* per epoch (0.5 trains on half). "
+            f"Got {ratio}."
+        )
+    return ratio
+
+
+def num_kept(num_samples: int, prune_ratio: float, multiple_of: int = 1) -> int:
+    """Samples kept per epoch: `n - floor(prune_ratio * n)`, rounded *up* to a multiple of `multiple_of`, at most `n`.
+
+    Rounding up to `world_size * per_device_batch_size` makes every batch on every rank full, so distributed
+    samplers never pad with duplicates (see `DynamicPruningSampler`). It keeps at most `multiple_of - 1` extra samples.
+    """
+    if num_samples <= 0:
+        raise ValueError(f"num_samples must be positive; got {num_samples}.")
+    keep = num_samples - int(math.floor(prune_ratio * num_samples + 1e-9))
+    multiple_of = max(1, int(multiple_of))
+    keep = int(math.ceil(keep / multiple_of)) * multiple_of
+    return max(1, min(num_samples, keep))
+
+
+@dataclass
+class Selection:
+    """The samples of one epoch.
+
+    Args:
+        ids (`np.ndarray` of int64 `[k]`): sorted positions (row ids) of the selected samples.
+        weights (`np.ndarray` of float32 `[k]`, *optional*): loss weight of each selected sample, aligned with `ids`;
+            `None` means 1 for all (every policy except InfoBatch).
+        info (`dict`): policy-specific facts about the selection (e.g. InfoBatch's effective ratio), for logs.
+    """
+
+    ids: np.ndarray
+    weights: np.ndarray | None = None
+    info: dict[str, Any] | None = None
+
+    def __post_init__(self):
+        self.ids = np.asarray(self.ids, dtype=np.int64)
+        order = np.argsort(self.ids, kind="stable")
+        self.ids = self.ids[order]
+        if self.weights is not None:
+            self.weights = np.asarray(self.weights, dtype=np.float32)[order]
+        if self.ids.size and np.any(np.diff(self.ids) == 0):
+            raise ValueError("A selection must not contain a sample twice.")
+
+
+def rank_descending(scores: np.ndarray, rng: np.random.Generator, nan_first: bool = True) -> np.ndarray:
+    """Positions ordered from highest to lowest score, ties broken at random by `rng` (same rng, same order).
+
+    NaN (a sample with no score yet) ranks first when `nan_first` (optimism: unseen samples get explored first),
+    else last.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    key = -scores
+    key[np.isnan(key)] = -np.inf if nan_first else np.inf
+    tie = rng.permutation(scores.shape[0])
+    # lexsort sorts by the last key first: by key ascending (score descending), then by the random tie rank.
+    return np.lexsort((tie, key))
+
+
+class DynamicPolicy(abc.ABC):
+    """A per-epoch data pruning policy: a score table updated from per-sample losses, and a selection from it.
+
+    Subclasses set `name`, `summary` and `uses_scores` (False for policies that need no scores, so no scoring pass is
+    run for them), implement `_select`, and (if they keep a table) `_allocate` / `observe`.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5):
+            Fraction of the samples *removed* in every pruned epoch, in [0, 1): `0.5` trains on half the data.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    uses_scores: ClassVar[bool] = True
+
+    def __init__(self, prune_ratio: float = 0.5):
+        self.prune_ratio = check_ratio(prune_ratio)
+        self.num_samples: int | None = None
+        self._tables: dict[str, np.ndarray] = {}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The policy's parameters, as passed to `get_policy`."""
+        return {"prune_ratio": self.prune_ratio}
+
+    # ------------------------------------------------------------------ table
+
+    def reset(self, num_samples: int) -> None:
+        """(Re)allocates the score table for `num_samples` samples; every score starts unknown."""
+        if num_samples <= 0:
+            raise ValueError(f"num_samples must be positive; got {num_samples}.")
+        self.num_samples = int(num_samples)
+        self._tables = self._allocate(self.num_samples)
+
+    def _allocate(self, num_samples: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def _check_ready(self) -> None:
+        if self.num_samples is None:
+            raise RuntimeError(f"{type(self).__name__}.reset(num_samples) must be called before use.")
+
+    def observe(self, ids: np.ndarray, scores: np.ndarray) -> None:
+        """Updates the score table with one new per-sample score (the cross-entropy loss, Raju et al. Eq. 1).
+
+        Args:
+            ids (`np.ndarray` of int64 `[m]`): unique sample positions.
+            scores (`np.ndarray` of float `[m]`): their losses; NaN entries are ignored.
+        """
+        self._check_ready()
+
+    def _validate_observation(self, ids, scores) -> tuple[np.ndarray, np.ndarray]:
+        self._check_ready()
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if ids.shape != scores.shape:
+            raise ValueError(f"Got {ids.shape[0]} ids but {scores.shape[0]} scores; pass one score per id.")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise ValueError(f"Sample ids must lie in [0, {self.num_samples}); got [{ids.min()}, {ids.max()}].")
+        if ids.size and np.unique(ids).size != ids.size:
+            raise ValueError(
+                "observe() got a sample id twice; de-duplicate gathered ids first (Recorder.gather does)."
+            )
+        keep = ~np.isnan(scores)
+        return ids[keep], scores[keep]
+
+    def scores(self) -> np.ndarray:
+        """The policy's current selection score per sample (`[n]`, NaN where unknown); NaN for score-free policies."""
+        self._check_ready()
+        return np.full(self.num_samples, np.nan)
+
+    # ------------------------------------------------------------------ selection
+
+    def select(self, epoch: int, num_keep: int, rng: np.random.Generator) -> Selection:
+        """Chooses the `num_keep` samples of `epoch` from the current table.
+
+        Args:
+            epoch (`int`): the (0-based) epoch the selection is for.
+            num_keep (`int`): how many samples to select (constant across epochs, see `num_kept`).
+            rng (`np.random.Generator`): seeded from (seed, epoch) by the caller; the only source of randomness.
+        """
+        self._check_ready()
+        if not (0 < num_keep <= self.num_samples):
+            raise ValueError(f"num_keep must be in [1, {self.num_samples}]; got {num_keep}.")
+        selection = self._select(int(epoch), int(num_keep), rng)
+        if selection.ids.size != num_keep:
+            raise RuntimeError(f"{self.name} selected {selection.ids.size} samples; expected {num_keep}.")
+        return selection
+
+    @abc.abstractmethod
+    def _select(self, epoch: int, num_keep: int, rng: np.random.Generator) -> Selection: ...
+
+    # ------------------------------------------------------------------ persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        """The score table and parameters (numpy arrays and plain values), for checkpoints."""
+        return {
+            "name": self.name,
+            "params": self.params,
+            "num_samples": self.num_samples,
+            "tables": {k: v.copy() for k, v in self._tables.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["name"] != self.name:
+            raise ValueError(f"The checkpoint holds a {state['name']!r} policy state; this run uses {self.name!r}.")
+        if state["num_samples"] is None:
+            self.num_samples, self._tables = None, {}
+            return
+        self.reset(int(state["num_samples"]))
+        for key, value in state["tables"].items():
+            if key not in self._tables or self._tables[key].shape != np.shape(value):
+                raise ValueError(f"Policy table {key!r} in the checkpoint does not match this run's.")
+            self._tables[key][...] = value
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,45 @@
+"""Epsilon-greedy selection on the EMA uncertainty (Raju et al. 2021, Sec. 3.2.2).
+
+At every selection epoch, `round((1 - epsilon) * k)` samples are the highest by `s_ema` (Eq. 2) and the other
+`k - round((1 - epsilon) * k)` are drawn uniformly at random from the remaining samples, so poorly estimated samples
+keep being explored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Selection, rank_descending, register_policy
+from .uncertainty_ema import EmaScores
+
+
+@register_policy
+class EpsilonGreedy(EmaScores):
+    """`(1 - epsilon) k` samples by highest EMA loss plus `epsilon k` uniformly from the rest (Raju et al. 2021).
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
+        alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1].
+        epsilon (`float`, *optional*, defaults to 0.1): share of the kept samples chosen at random, in [0, 1].
+    """
+
+    name = "epsilon_greedy"
+    summary = "(1-eps)k highest EMA loss + eps*k uniformly from the rest (Raju et al. 2021, Sec. 3.2.2)."
+
+    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, epsilon: float = 0.1):
+        super().__init__(prune_ratio, alpha)
+        epsilon = float(epsilon)
+        if not (0.0 <= epsilon <= 1.0):
+            raise ValueError(f"epsilon must be in [0, 1] (the share of kept samples drawn at random); got {epsilon}.")
+        self.epsilon = epsilon
+
+    @property
+    def params(self):
+        return {**super().params, "epsilon": self.epsilon}
+
+    def _select(self, epoch, num_keep, rng):
+        greedy = int(round((1.0 - self.epsilon) * num_keep))
+        order = rank_descending(self.scores(), rng)
+        rest = order[greedy:]
+        explore = rng.choice(rest, size=num_keep - greedy, replace=False) if num_keep > greedy else rest[:0]
+        return Selection(np.concatenate([order[:greedy], explore]), info={"greedy": greedy})

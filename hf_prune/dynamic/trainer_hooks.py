@@ -1,0 +1,314 @@
+"""The adapter between `PruningTrainer` and a `DynamicPruningSampler`: the only module of `hf_prune.dynamic` that knows
+`transformers.Trainer`.
+
+```
+on_epoch_begin(e) (every rank)
+    scoring="pass" and a new selection is due: forward pass over the whole train set (eval mode, no grad),
+        losses gathered across ranks and de-duplicated by id ──> sampler.update        (timed: "scoring_s")
+    sampler.set_epoch(e) ──> the epoch's selection, identical on every rank
+training steps: the sampler's k indices, sharded by accelerate; compute_loss applies InfoBatch weights per sample
+on_epoch_end(e) (every rank), inside PruningTrainer._end_recording_epoch
+    Recorder.gather (all ranks, de-duplicated) ──> scoring="train_loss": sampler.update(ids, loss)  ("train_s")
+    the record row of epoch e gets the "selected" mask (1 selected, 0 not) next to the recorded signals
+_save_checkpoint: sampler + policy table + timings ──> checkpoint-N/dynamic_pruning/ ; train(resume_from_checkpoint)
+    restores them, so the resumed run draws the same selections as an uninterrupted one
+```
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..recording import Recorder
+from ..result import SAMPLE_ID_COLUMN
+from .analysis import SELECTED_SIGNAL
+from .base import DynamicPolicy, get_policy
+from .loss import weighted_cross_entropy
+from .sampler import DynamicPruningSampler
+
+
+SCORING_MODES = ("pass", "train_loss")
+CHECKPOINT_DYNAMIC_DIR = "dynamic_pruning"
+
+
+def policy_from_args(args, num_epochs: int | None = None) -> DynamicPolicy:
+    """Builds the policy named by `args.dynamic_policy` from the `PruningArguments` dynamic fields."""
+    name = args.dynamic_policy
+    params: dict[str, Any] = {"prune_ratio": args.dynamic_prune_ratio}
+    if name in ("uncertainty_ema", "epsilon_greedy", "ucb"):
+        params["alpha"] = args.dynamic_alpha
+    if name == "epsilon_greedy":
+        params["epsilon"] = args.dynamic_epsilon
+    if name == "ucb":
+        params["c"] = args.dynamic_c
+    if name == "infobatch":
+        params.update(delta=args.infobatch_delta, max_ratio=args.infobatch_max_ratio, num_epochs=num_epochs)
+    return get_policy(name, **params)
+
+
+def check_dynamic_args(args) -> list[str]:
+    """Validates the dynamic pruning fields of `PruningArguments`; returns `record_signals` with `"loss"` added where
+    `dynamic_scoring="train_loss"` needs it."""
+    from .base import check_ratio, list_policies
+
+    if args.dynamic_policy not in list_policies():
+        raise ValueError(
+            f"Unknown dynamic_policy {args.dynamic_policy!r}; choose from {sorted(list_policies())} (or None for no "
+            "dynamic pruning)."
+        )
+    check_ratio(args.dynamic_prune_ratio, "dynamic_prune_ratio")
+    if (
+        isinstance(args.pruning_period, bool)
+        or int(args.pruning_period) != args.pruning_period
+        or args.pruning_period < 1
+    ):
+        raise ValueError(
+            f"pruning_period must be an integer >= 1 (the number of epochs between two selections, T_p); got "
+            f"{args.pruning_period!r}."
+        )
+    if args.dynamic_scoring not in SCORING_MODES:
+        raise ValueError(
+            f"dynamic_scoring must be 'pass' (a scoring pass over the train set every pruning_period epochs) or "
+            f"'train_loss' (the training losses of the samples seen); got {args.dynamic_scoring!r}."
+        )
+    policy_from_args(args, _num_epochs_of(args))  # the policy checks its own parameters (alpha, epsilon, c, delta)
+    signals = list(args.record_signals)
+    if args.dynamic_scoring == "train_loss" and "loss" not in signals:
+        signals.append("loss")
+    return signals
+
+
+def _num_epochs_of(args) -> int | None:
+    return None if args.max_steps > 0 else max(1, int(math.ceil(args.num_train_epochs)))
+
+
+class TrainerDynamicPruning:
+    """Runs a dynamic pruning policy inside `PruningTrainer` (built by it when `args.dynamic_policy` is set).
+
+    Attributes:
+        sampler (`DynamicPruningSampler`): what `PruningTrainer._get_train_sampler` returns.
+        timing (`list[dict]`): per epoch `{"epoch", "train_s", "scoring_s", "num_selected"}`, also written to the
+            score record's metadata under `"dynamic"`.
+    """
+
+    def __init__(self, trainer):
+        args = trainer.args
+        dataset = trainer.train_dataset
+        if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(dataset, "__len__"):
+            raise ValueError(
+                "Dynamic pruning selects rows of a map-style train dataset; got an IterableDataset. Pass the "
+                "`datasets.Dataset` itself (or use `hf_prune.dynamic.DynamicPruningDataset` in your own loop)."
+            )
+        if args.dynamic_scoring not in SCORING_MODES:
+            raise ValueError(f"dynamic_scoring must be one of {SCORING_MODES}; got {args.dynamic_scoring!r}.")
+        self.trainer = trainer
+        self.scoring = args.dynamic_scoring
+        self.policy = policy_from_args(args, _num_epochs_of(args))
+        n = len(dataset)
+        # Positions (what the sampler yields) -> sample ids (what the recorder and the record use).
+        columns = getattr(dataset, "column_names", None)
+        if columns is not None and SAMPLE_ID_COLUMN in columns:
+            self.sample_ids = np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN], dtype=np.int64)
+        else:
+            self.sample_ids = np.arange(n, dtype=np.int64)
+        self.position_of = np.full(int(max(trainer.num_samples, self.sample_ids.max() + 1)), -1, dtype=np.int64)
+        self.position_of[self.sample_ids] = np.arange(n)
+        world = trainer.accelerator.num_processes
+        self.sampler = DynamicPruningSampler(
+            self.policy,
+            num_samples=n,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+            pruning_period=args.pruning_period,
+            multiple_of=world * args.per_device_train_batch_size if args.dynamic_round_to_batches else 1,
+        )
+        self.timing: list[dict[str, Any]] = []
+        self._epoch_start: float | None = None
+        self._scoring_s = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def record_signals(self) -> list[str]:
+        """Extra signals the score record holds for dynamic pruning."""
+        return [SELECTED_SIGNAL]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.name,
+            "params": self.policy.params,
+            "scoring": self.scoring,
+            "pruning_period": self.sampler.pruning_period,
+            "num_kept_per_epoch": self.sampler.num_keep,
+            "num_samples": self.sampler.num_samples,
+            "seed": self.sampler.seed,
+            "epochs": self.timing,
+        }
+
+    def start(self, checkpoint: str | None) -> None:
+        """Called by `PruningTrainer.train`: fresh state, or the state saved in `checkpoint`."""
+        saved = Path(checkpoint) / CHECKPOINT_DYNAMIC_DIR if checkpoint else None
+        self.sampler.reset()
+        self.timing = []
+        if saved is not None and (saved / "state.json").exists():
+            self.load(saved)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Scores (when due) and selects the samples of `epoch`. Every rank calls it (the pass gathers)."""
+        self._scoring_s = 0.0
+        if self.scoring == "pass" and self.policy.uses_scores and self.sampler.needs_selection(epoch):
+            start = time.perf_counter()
+            ids, losses = self._scoring_pass()
+            self.sampler.update(self.position_of[ids], losses)
+            self._scoring_s = time.perf_counter() - start
+        self.sampler.set_epoch(epoch)
+        self._epoch_start = time.perf_counter()
+
+    def end_epoch(self, epoch: int, ids, labels, values, known_labels):
+        """Feeds the gathered training losses to the policy and adds the `selected` row; returns what to write.
+
+        `ids, labels, values` are `Recorder.gather`'s (sample ids seen this epoch, identical on every rank). The
+        returned arrays cover every sample id (NaN for unseen signals) so that the record's `selected` row holds 0 for
+        the samples not selected; `known_labels` (main process: the record's labels) keeps their stored labels.
+        """
+        train_s = time.perf_counter() - self._epoch_start if self._epoch_start is not None else float("nan")
+        self._epoch_start = None
+        if self.scoring == "train_loss" and self.policy.uses_scores and len(ids):
+            pos = self.position_of[ids]
+            ok = pos >= 0
+            self.sampler.update(pos[ok], np.asarray(values["loss"])[ok])
+        n = self.position_of.shape[0]
+        full_ids = np.arange(n, dtype=np.int64)
+        full_values = {}
+        for name, v in values.items():
+            row = np.full(n, np.nan, dtype=np.float32)
+            row[ids] = v
+            full_values[name] = row
+        selected = np.full(n, np.nan, dtype=np.float32)
+        if self.sampler.epoch == epoch and self.sampler.selection is not None:
+            selected[self.sample_ids] = 0.0
+            selected[self.sample_ids[self.sampler.selection.ids]] = 1.0
+        full_values[SELECTED_SIGNAL] = selected
+        full_labels = np.full(n, -1, dtype=np.int64) if known_labels is None else np.array(known_labels, np.int64)
+        full_labels[ids] = labels
+        self.timing.append(
+            {
+                "epoch": int(epoch),
+                "train_s": round(float(train_s), 4),
+                "scoring_s": round(float(self._scoring_s), 4),
+                "num_selected": int(self.sampler.num_keep),
+            }
+        )
+        self._scoring_s = 0.0
+        return full_ids, full_labels, full_values
+
+    # ------------------------------------------------------------------ loss
+
+    @property
+    def weighted(self) -> bool:
+        return self.sampler.weighted
+
+    def weighted_loss(self, ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch):
+        """Per-sample weighted cross-entropy of a training micro-batch (InfoBatch's rescaling), see `loss.py`.
+
+        The reduction follows `Trainer`'s own rule: a mean over the micro-batch (then divided by the accumulation
+        steps by `Trainer`) unless `Trainer` passes `num_items_in_batch` to models that take it, in which case the
+        sum is divided by it (and multiplied by the number of processes with `average_tokens_across_devices`, as
+        `Trainer.compute_loss` does).
+        """
+        trainer = self.trainer
+        pos = torch.as_tensor(self.position_of[ids.detach().cpu().numpy()])
+        weights = self.sampler.loss_weights(pos).to(logits.device)
+        scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
+        if scaled is None:  # Trainer.training_step's own rule
+            scaled = (trainer.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+                trainer.compute_loss_func is not None
+            )
+        loss = weighted_cross_entropy(
+            logits,
+            labels,
+            weights,
+            num_items_in_batch=num_items_in_batch if scaled else None,
+            label_smoothing=float(trainer.args.label_smoothing_factor or 0.0),
+        )
+        if scaled and num_items_in_batch is None:
+            loss = loss / trainer.current_gradient_accumulation_steps
+        elif scaled and trainer.args.average_tokens_across_devices:
+            loss = loss * trainer.accelerator.num_processes
+        return loss
+
+    # ------------------------------------------------------------------ scoring pass
+
+    @torch.no_grad()
+    def _scoring_pass(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raju et al.'s checkpoint observation: the loss of every training sample under the current model.
+
+        Uses `clean_view_dataset` (eval transform) when the trainer has one, else the train dataset; eval mode,
+        no grad, the eval batch size, sharded across ranks and gathered (de-duplicated by id) like the recorder.
+        """
+        trainer = self.trainer
+        dataset = trainer.clean_view_dataset if trainer.clean_view_dataset is not None else trainer.train_dataset
+        if hasattr(trainer, "_get_dataloader"):
+            # Not `get_eval_dataloader`: with persistent workers it would hand back the cached eval loader.
+            loader = trainer._get_dataloader(
+                dataset, "Dynamic pruning scoring", trainer.args.eval_batch_size, trainer._get_eval_sampler
+            )
+        else:  # pragma: no cover - older transformers
+            loader = trainer.get_eval_dataloader(dataset)
+        model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
+        was_training = model.training
+        model.eval()
+        recorder = Recorder(["loss"])
+        try:
+            for batch in loader:
+                batch = trainer._prepare_inputs(batch)
+                ids = batch.pop(SAMPLE_ID_COLUMN)
+                batch.pop("loss_weight", None)
+                labels = trainer._labels_of(batch)
+                with trainer.autocast_smart_context_manager():
+                    outputs = model(**batch)
+                logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1 if len(outputs) > 1 else 0]
+                recorder.add(ids, logits, labels)
+        finally:
+            model.train(was_training)
+        ids, _, values = recorder.gather(trainer.accelerator, device=trainer.args.device)
+        return ids, values["loss"]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, folder: str | Path) -> None:
+        """Writes the sampler (selection, epoch), the policy's table and the timings to `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = self.sampler.state_dict()
+        policy = state.pop("policy")
+        arrays = {f"policy.{k}": v for k, v in policy.pop("tables").items()}
+        for key in ("selection_ids", "selection_weights"):
+            value = state.pop(key)
+            if value is not None:
+                arrays[key] = value
+        np.savez(folder / "arrays.npz", **arrays)
+        with open(folder / "state.json", "w") as f:
+            json.dump({"sampler": state, "policy": policy, "timing": self.timing}, f, indent=2, default=float)
+
+    def load(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        with open(folder / "state.json") as f:
+            meta = json.load(f)
+        with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        policy = {**meta["policy"], "tables": {k[7:]: v for k, v in arrays.items() if k.startswith("policy.")}}
+        state = {
+            **meta["sampler"],
+            "selection_ids": arrays.get("selection_ids"),
+            "selection_weights": arrays.get("selection_weights"),
+            "policy": policy,
+        }
+        self.sampler.load_state_dict(state)
+        self.timing = list(meta.get("timing", []))

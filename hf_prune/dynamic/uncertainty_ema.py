@@ -1,0 +1,83 @@
+"""Uncertainty sampling with an exponential moving average (Raju et al. 2021, Sec. 3.2.1).
+
+The per-sample score is the cross-entropy loss (Eq. 1), smoothed across observations with an EMA (Eq. 2)::
+
+    s_uncertainty(x) = -log softmax(f(x))_y                                     (1)
+    s_ema(x)         = alpha * s_uncertainty(x) + (1 - alpha) * s_previous_ema(x)  (2)
+
+The first observation of a sample initialises `s_ema` to it ("the initial mean scores are aggregated from the random
+model"). The `k` samples with the highest `s_ema` are kept. Samples never observed yet rank first (they are explored
+before any scored sample), ties are broken at random.
+
+`EmaScores` holds the table shared with epsilon-greedy and UCB: the EMA, the running variance of Eq. 3 and a
+`seen` flag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import DynamicPolicy, Selection, rank_descending, register_policy
+
+
+class EmaScores(DynamicPolicy):
+    """Base of the EMA-filtered loss policies: keeps `ema` (Eq. 2) and `var` (Eq. 3) per sample.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
+        alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1]; 0.8 in the paper.
+    """
+
+    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8):
+        super().__init__(prune_ratio)
+        alpha = float(alpha)
+        if not (0.0 < alpha <= 1.0):
+            raise ValueError(
+                f"alpha must be in (0, 1] (the EMA weight of the newest loss; 0.8 in Raju et al.); got {alpha}."
+            )
+        self.alpha = alpha
+
+    @property
+    def params(self):
+        return {**super().params, "alpha": self.alpha}
+
+    def _allocate(self, num_samples):
+        return {
+            "ema": np.full(num_samples, np.nan, dtype=np.float64),
+            "var": np.zeros(num_samples, dtype=np.float64),
+            "seen": np.zeros(num_samples, dtype=bool),
+        }
+
+    def observe(self, ids, scores) -> None:
+        """Eq. 3 then Eq. 2 for every observed sample (the variance uses the *previous* EMA)."""
+        ids, s = self._validate_observation(ids, scores)
+        t = self._tables
+        old = t["seen"][ids]
+        prev = t["ema"][ids]
+        a = self.alpha
+        var = np.where(old, (1.0 - a) * t["var"][ids] + a * (s - prev) ** 2, 0.0)  # Eq. 3; starts at zero
+        ema = np.where(old, a * s + (1.0 - a) * prev, s)  # Eq. 2; starts at the first score
+        t["var"][ids] = var
+        t["ema"][ids] = ema
+        t["seen"][ids] = True
+
+    def scores(self) -> np.ndarray:
+        self._check_ready()
+        return self._tables["ema"].copy()
+
+    def _select(self, epoch, num_keep, rng):
+        order = rank_descending(self.scores(), rng)
+        return Selection(order[:num_keep])
+
+
+@register_policy
+class UncertaintyEMA(EmaScores):
+    """Keeps the `k` samples with the highest EMA of the loss (Raju et al. 2021, Eq. 1-2).
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
+        alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1].
+    """
+
+    name = "uncertainty_ema"
+    summary = "Highest EMA of the per-sample loss (Raju et al. 2021, Eq. 1-2)."

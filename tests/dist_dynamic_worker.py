@@ -1,0 +1,71 @@
+"""Worker for test_dynamic_distributed.py, run under `torchrun --nproc_per_node 2`: dynamic pruning in PruningTrainer
+on a dataset whose length (101) is not a multiple of world size x batch. Every rank logs the ids its training_step
+really received, its epoch selections, its policy table and its InfoBatch weights, and writes them to
+`<out>.rank<r>.json`; the test compares the ranks."""
+
+import json
+import sys
+
+import numpy as np
+import torch.distributed as dist
+
+from hf_prune import PruningArguments, PruningTrainer
+from tests.trainer_utils import collate, small_image_dataset, timm_model
+
+
+class LoggingTrainer(PruningTrainer):
+    """Logs (epoch, sample ids) of every micro-batch and the selection of every epoch, from the sampler itself."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        sampler = self.dynamic_pruning.sampler
+        self.log_steps.append((sampler.epoch, inputs["sample_id"].tolist()))
+        self.log_selections.setdefault(sampler.epoch, sampler.selection.ids.tolist())
+        self.log_orders.setdefault(sampler.epoch, sampler.indices().tolist())  # the epoch's full order
+        if sampler.weighted:
+            self.log_weights.setdefault(sampler.epoch, sampler.loss_weights().tolist())
+        return super().training_step(model, inputs, num_items_in_batch)
+
+
+def run(out, name, n, **dynamic):
+    ds = small_image_dataset(n)
+    args = PruningArguments(
+        output_dir=f"{out}.{name}", num_train_epochs=3, per_device_train_batch_size=4, gradient_accumulation_steps=2,
+        report_to=[], remove_unused_columns=False, save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
+        learning_rate=1e-3, **dynamic,
+    )  # fmt: skip
+    trainer = LoggingTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    trainer.log_steps, trainer.log_selections, trainer.log_weights, trainer.log_orders = [], {}, {}, {}
+    trainer.train()
+    sampler = trainer.dynamic_pruning.sampler
+    result = {
+        "rank": trainer.accelerator.process_index,
+        "world_size": trainer.accelerator.num_processes,
+        "len_sampler": len(sampler),
+        "global_step": trainer.state.global_step,
+        "steps": trainer.log_steps,
+        "selections": {str(k): v for k, v in trainer.log_selections.items()},
+        "weights": {str(k): v for k, v in trainer.log_weights.items()},
+        "policy_scores": np.nan_to_num(sampler.policy.scores(), nan=-1.0).tolist(),
+        "orders": {str(k): v for k, v in trainer.log_orders.items()},
+    }
+    if trainer.accelerator.is_main_process:
+        record = trainer.score_record
+        result["record_selected"] = np.nan_to_num(record.signal("selected"), nan=-1.0).tolist()
+        result["record_loss_seen"] = (~np.isnan(record.signal("loss"))).tolist()
+        result["timing"] = record.metadata["dynamic"]["epochs"]
+    with open(f"{out}.{name}.rank{result['rank']}.json", "w") as f:
+        json.dump(result, f)
+    trainer.accelerator.wait_for_everyone()
+
+
+def main(out):
+    # UCB with a scoring pass: rounded to a multiple of 2 x 4 -> exactly once, no padding.
+    run(out, "ucb", 101, dynamic_policy="ucb", dynamic_prune_ratio=0.5, dynamic_scoring="pass")
+    # InfoBatch on training losses, not rounded: k = 71, accelerate pads with the first ids of the epoch's order.
+    run(out, "infobatch", 101, dynamic_policy="infobatch", dynamic_prune_ratio=0.3, dynamic_scoring="train_loss",
+        dynamic_round_to_batches=False)  # fmt: skip
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

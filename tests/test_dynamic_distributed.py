@@ -1,0 +1,84 @@
+"""Dynamic pruning in a real 2-process `torchrun` on CPU (gloo), 101 samples, batch 4, accumulation 2: both ranks
+hold the same selection (and score table, and InfoBatch weights) in every epoch, every selected sample is trained on
+exactly once per epoch across the ranks, the length is constant, and the record's `selected` rows match."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def torchrun_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dist_dynamic")
+    out = tmp / "result"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
+           str(REPO_ROOT / "tests" / "dist_dynamic_worker.py"), str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return {
+        name: [json.loads((tmp / f"result.{name}.rank{r}.json").read_text()) for r in range(2)]
+        for name in ("ucb", "infobatch")
+    }
+
+
+def per_epoch_ids(rank_result):
+    out = {}
+    for epoch, ids in rank_result["steps"]:
+        out.setdefault(epoch, []).extend(ids)
+    return out
+
+
+@pytest.mark.slow
+def test_ranks_agree_and_each_selected_sample_is_used_once(torchrun_results):
+    r0, r1 = torchrun_results["ucb"]
+    assert r0["world_size"] == r1["world_size"] == 2
+    # k = 101 - 50 = 51, rounded up to a multiple of 2 x 4: 56 every epoch, 7 batches per rank, 4 optimizer steps
+    assert r0["len_sampler"] == r1["len_sampler"] == 56
+    assert r0["global_step"] == 3 * math.ceil(7 / 2)
+    assert r0["selections"] == r1["selections"] and len(r0["selections"]) == 3
+    assert r0["policy_scores"] == r1["policy_scores"]  # same table from gathered scoring-pass losses
+    ids0, ids1 = per_epoch_ids(r0), per_epoch_ids(r1)
+    for epoch in range(3):
+        selection = r0["selections"][str(epoch)]
+        assert len(selection) == 56
+        used = Counter(ids0[epoch] + ids1[epoch])
+        assert sorted(used) == selection
+        assert set(used.values()) == {1}  # exactly once across the two ranks
+        assert not set(ids0[epoch]) & set(ids1[epoch])
+        # the record's `selected` row is the selection mask
+        row = r0["record_selected"][epoch]
+        assert [i for i, v in enumerate(row) if v == 1.0] == selection
+        assert sum(v == 0.0 for v in row) == 101 - 56
+    assert r0["selections"]["0"] != r0["selections"]["2"]  # the selection really moves
+    assert all(t["scoring_s"] > 0 for t in r0["timing"])  # the scoring pass was timed every epoch
+
+
+@pytest.mark.slow
+def test_unrounded_padding_duplicates_exactly_the_first_ids(torchrun_results):
+    r0, r1 = torchrun_results["infobatch"]
+    # k = 101 - 30 = 71, not rounded: 18 batches of 4 (the last of 3) -> 9 per rank; accelerate completes the last
+    # round with the first 8 * ceil(71 / 8) - 71 = 1 id of the epoch's order.
+    assert r0["len_sampler"] == 71
+    assert r0["selections"] == r1["selections"]
+    assert r0["weights"] == r1["weights"] and r0["weights"]  # InfoBatch weights identical on both ranks
+    assert r0["policy_scores"] == r1["policy_scores"]  # same table from gathered training losses
+    ids0, ids1 = per_epoch_ids(r0), per_epoch_ids(r1)
+    for epoch in range(3):
+        selection = r0["selections"][str(epoch)]
+        order = r0["orders"][str(epoch)]
+        assert order == r1["orders"][str(epoch)] and sorted(order) == selection
+        used = Counter(ids0[epoch] + ids1[epoch])
+        assert sorted(used) == selection
+        assert [i for i, c in used.items() if c > 1] == order[:1] and used[order[0]] == 2
+        # the recorder de-duplicated the repeat: every selected sample recorded once, nothing else
+        seen = r0["record_loss_seen"][epoch]
+        assert [i for i, s in enumerate(seen) if s] == selection

@@ -1,0 +1,283 @@
+"""`hf-prune`: the command line over hf_prune's public API (no logic of its own).
+
+```bash
+hf-prune strategies                                               # what methods exist
+hf-prune select run/ --strategy dyn_unc --prune-ratio 0.25 --out dyn_unc_25
+hf-prune select run/ --strategy forgetting --prune-ratio 0.5 --class-balanced --out forgetting_50
+hf-prune select run/ --strategy ccs --param score=aum --param hard_cutoff=0.1 --prune-ratio 0.7 --out ccs_70
+hf-prune plot run/ --strategy dyn_unc --strategy forgetting --prune-ratio 0.25 --out maps/
+hf-prune push dyn_unc_25 --repo my-org/fashion-mnist-dyn-unc-25
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+
+RATIO_HELP = "fraction of samples REMOVED, in [0, 1): 0.25 removes a quarter and keeps 75%%"
+
+
+def _find_record_dir(run_dir: str) -> Path:
+    from .record import RECORD_FILE
+
+    path = Path(run_dir)
+    for candidate in (path, path / "scores"):
+        if (candidate / RECORD_FILE).exists():
+            return candidate
+    found = sorted(p.parent for p in path.glob(f"*/{RECORD_FILE}"))
+    if len(found) == 1:
+        return found[0]
+    raise SystemExit(
+        f"error: no score record in {path}. Pass a PruningTrainer output_dir (holding scores/record.json) or a "
+        "record folder (holding record.json)."
+    )
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"error: --param expects KEY=VALUE (e.g. --param window=10); got {item!r}.")
+        key, value = item.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value  # a plain string, e.g. --param region=easy
+    return params
+
+
+def _build(name: str, params: dict, features: str | None):
+    from .strategies import get_strategy
+    from .strategies.base import _REGISTRY
+
+    params = dict(params)
+    if features is not None:
+        cls = _REGISTRY.get(name)
+        accepted = inspect.signature(cls.__init__).parameters if cls else {}
+        if "features" in accepted:
+            params.setdefault("features", features)
+        elif name == "ccs":
+            params.setdefault("score_params", {})["features"] = features
+    try:
+        return get_strategy(name, **params)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _select(strategy, records, args):
+    kwargs = dict(class_balanced=args.class_balanced, keep=args.keep)
+    if args.selection == "ccs":
+        kwargs.update(selection="ccs", hard_cutoff=args.hard_cutoff, num_strata=args.num_strata, seed=args.seed)
+    try:
+        return strategy.select(records if len(records) > 1 else records[0], args.prune_ratio, **kwargs)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def cmd_strategies(args) -> int:
+    from .strategies import list_strategies
+
+    strategies = list_strategies()
+    width = max(len(n) for n in strategies)
+    print("Static pruning strategies (use with: hf-prune select RUN_DIR --strategy NAME ...):\n")
+    for name, summary in strategies.items():
+        print(f"  {name:<{width}}  {summary}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from .record import ScoreRecord
+
+    records = [ScoreRecord.load(_find_record_dir(d)) for d in args.run_dir]
+    strategy = _build(args.strategy, _parse_params(args.param), args.features)
+    result = _select(strategy, records, args)
+    source = None
+    if args.source:
+        if len(args.source) > 3:
+            raise SystemExit("error: --source takes REPO_ID [SPLIT [REVISION]].")
+        source = args.source[0] if len(args.source) == 1 else tuple(args.source)
+    out = result.save(args.out, source=source) if source is not None else result.save(args.out)
+    print(
+        f"{result.method}: kept {result.num_kept:,} of {result.num_samples:,} samples "
+        f"(removed {100 * result.prune_ratio:g}%) -> {out}"
+    )
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import compare_removed, data_map, map_coordinates
+    from .record import ScoreRecord
+
+    record = ScoreRecord.load(_find_record_dir(args.run_dir))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    coords = map_coordinates(record)
+    written = [data_map(record, path=out / "data_map.png", coords=coords, max_points=args.max_points)]
+    params = _parse_params(args.param)
+    results = {}
+    for name in args.strategy or []:
+        strategy = _build(name, params.get(name, {}) if isinstance(params.get(name), dict) else {}, args.features)
+        results[name] = _select(strategy, [record], args)
+        written.append(
+            data_map(record, results[name], path=out / f"data_map_{name}.png", coords=coords, max_points=args.max_points)
+        )
+    if len(results) > 1:
+        written.append(compare_removed(record, results, path=out / "removed_comparison.png"))
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_push(args) -> int:
+    try:
+        from .export import push_folder_to_hub
+    except ImportError as err:
+        raise SystemExit(f"error: pushing needs hf_prune.export.push_folder_to_hub, which is not available: {err}")
+    url = push_folder_to_hub(
+        args.dir,
+        args.repo,
+        private=args.private,
+        token=args.token,
+        revision=args.revision,
+        commit_message=args.commit_message,
+    )
+    print(url)
+    return 0
+
+
+def _add_selection_args(p: argparse.ArgumentParser, ratio_required: bool) -> None:
+    p.add_argument(
+        "--prune-ratio", type=float, required=ratio_required, default=None if ratio_required else 0.25,
+        help=RATIO_HELP + ("" if ratio_required else " (default: 0.25)"),
+    )  # fmt: skip
+    p.add_argument("--class-balanced", action="store_true", help="remove the same fraction from every class")
+    p.add_argument(
+        "--keep", choices=["high", "low"], default=None,
+        help="keep the high or the low scores (default: the method's own direction, see `hf-prune strategies`)",
+    )  # fmt: skip
+    p.add_argument(
+        "--selection", choices=["rank", "ccs"], default="rank",
+        help="rank: keep the top of the ranking (default); ccs: coverage-centric stratified sampling over the same "
+        "scores (Zheng et al. 2023)",
+    )  # fmt: skip
+    p.add_argument("--hard-cutoff", type=float, default=0.0, help="ccs: fraction of the hardest removed first")
+    p.add_argument("--num-strata", type=int, default=50, help="ccs: number of score strata (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="ccs: sampling seed (default: 0)")
+    p.add_argument(
+        "--features", default=None,
+        help="feature folder for feature-based methods (moderate, ssp, grand); default: RUN_DIR/features",
+    )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-prune",
+        description=(
+            "Dataset pruning from recorded training dynamics. Train once with hf_prune.PruningTrainer (it writes a "
+            "score record to <output_dir>/scores), then choose which samples to keep with a strategy, look at "
+            "what it removes, and share the kept-index list on the Hugging Face Hub."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  hf-prune strategies\n"
+            "  hf-prune select run/ --strategy dyn_unc --prune-ratio 0.25 --out dyn_unc_25\n"
+            "  hf-prune plot run/ --strategy dyn_unc --strategy forgetting --out maps/\n"
+            "  hf-prune push dyn_unc_25 --repo my-org/my-dataset-dyn-unc-25\n\n"
+            "Run `hf-prune COMMAND --help` for the options of a command.\n"
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("strategies", help="list the pruning strategies, one line each")
+    p.set_defaults(func=cmd_strategies)
+
+    p = sub.add_parser(
+        "select",
+        help="score a run with a strategy and write the kept ids",
+        description=(
+            "Score the samples of a training run with one strategy and write which ones to keep to OUT, laid out as "
+            "a Hub dataset repo: data/prune_<ratio>/*.parquet (sorted `index` = row positions of the unpruned train "
+            "split that are KEPT, with score and label) and a README.md dataset card recording the method, ratio, "
+            "exact parameters and provenance. `hf-prune push OUT --repo ...` publishes it."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  hf-prune select run/ --strategy dyn_unc --prune-ratio 0.25 --param window=10 --out dyn_unc_25\n"
+            "  hf-prune select run_a/ run_b/ --strategy el2n --prune-ratio 0.3 --out el2n_30   # mean over runs\n"
+            "  hf-prune select run/ --strategy ccs --param score=forgetting --param hard_cutoff=0.1 \\\n"
+            "      --prune-ratio 0.7 --out ccs_70\n"
+        ),
+    )
+    p.add_argument(
+        "run_dir", nargs="+", metavar="RUN_DIR",
+        help="a PruningTrainer output_dir (holding scores/) or a record folder (holding record.json); several "
+        "for methods that average over runs (el2n, grand)",
+    )  # fmt: skip
+    p.add_argument("--strategy", required=True, help="strategy name, see `hf-prune strategies`")
+    _add_selection_args(p, ratio_required=True)
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a strategy parameter, repeatable; VALUE is read as JSON when it parses (10, 0.5, true, {\"a\": 1}), "
+        "else as a string. E.g. --param window=10",
+    )  # fmt: skip
+    p.add_argument(
+        "--source", nargs="+", metavar="ARG", default=None,
+        help="the source split the ids index, for the dataset card: REPO_ID [SPLIT [REVISION]], "
+        "e.g. --source ILSVRC/imagenet-1k train",
+    )  # fmt: skip
+    p.add_argument("--out", required=True, help="folder to write the result to")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser(
+        "plot",
+        help="draw data maps (mean vs std of p(y|x) over epochs) and what strategies remove",
+        description=(
+            "Draw the data map of a run (x = std of the target probability over epochs, y = its mean, colour = "
+            "number of epochs classified correctly) to OUT/data_map.png; for every --strategy also "
+            "OUT/data_map_<name>.png with the removed samples in red, and OUT/removed_comparison.png side by side."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a PruningTrainer output_dir or a record folder")
+    p.add_argument("--strategy", action="append", default=[], help="strategy to overlay, repeatable")
+    _add_selection_args(p, ratio_required=False)
+    p.add_argument(
+        "--param", action="append", default=[], metavar="NAME={...}",
+        help='parameters of one strategy as JSON, repeatable, e.g. --param dyn_unc={"window": 5}',
+    )  # fmt: skip
+    p.add_argument("--max-points", type=int, default=50_000, help="points drawn per layer (default: 50000)")
+    p.add_argument("--out", required=True, help="folder for the PNG files")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "push",
+        help="upload a result folder to a Hub dataset repo",
+        description="Upload a folder written by `hf-prune select` to a dataset repository on the Hugging Face Hub.",
+    )
+    p.add_argument("dir", metavar="DIR", help="folder written by `hf-prune select --out`")
+    p.add_argument("--repo", required=True, help="Hub dataset repo id, e.g. my-org/imagenet-1k-dyn-unc-25")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
+    p.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    p.add_argument("--commit-message", default=None, help="commit message")
+    p.set_defaults(func=cmd_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Selection rules shared by every strategy: ratio, direction, ties, NaN/inf, class balance, CCS, params/provenance."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hf_prune import ScoreRecord, get_strategy
+from hf_prune.strategies.selection import ccs_kept_ids, num_removed, rank_for_keeping, select_kept_ids
+
+
+def naive_select(scores, ratio, keep):
+    """Sort by (NaN last, better score first, lower id first) with Python's sort; keep the first n - floor(r n)."""
+    n = len(scores)
+    sign = -1 if keep == "high" else 1
+    order = sorted(range(n), key=lambda i: (math.isnan(scores[i]), 0 if math.isnan(scores[i]) else sign * scores[i], i))
+    return sorted(order[: n - num_removed(n, ratio)])
+
+
+@pytest.mark.parametrize("keep", ["high", "low"])
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.3, 0.5, 0.9])
+def test_select_matches_naive_with_ties_nan_and_inf(keep, ratio):
+    rng = np.random.default_rng(int(ratio * 100))
+    scores = rng.integers(0, 5, size=50).astype(float)  # many ties
+    scores[rng.choice(50, 6, replace=False)] = np.nan
+    scores[rng.choice(50, 3, replace=False)] = np.inf
+    scores[rng.choice(50, 2, replace=False)] = -np.inf
+    assert select_kept_ids(scores, ratio, keep=keep).tolist() == naive_select(scores.tolist(), ratio, keep)
+
+
+def test_nan_is_removed_before_infinite_scores_in_both_directions():
+    scores = np.array([np.nan, np.inf, 1.0, -np.inf])
+    assert rank_for_keeping(scores, "high").tolist() == [1, 2, 3, 0]
+    assert rank_for_keeping(scores, "low").tolist() == [3, 2, 1, 0]
+
+
+def test_class_balanced_removes_the_same_fraction_per_class():
+    labels = np.repeat([0, 1, 2], [40, 20, 10])
+    scores = np.where(labels == 0, 10.0, 0.0) + np.random.default_rng(0).random(70)
+    kept = select_kept_ids(scores, 0.5, labels=labels, class_balanced=True)
+    assert np.bincount(labels[kept]).tolist() == [20, 10, 5]
+    unbalanced = select_kept_ids(scores, 0.5)
+    assert np.bincount(labels[unbalanced], minlength=3).tolist() == [35, 0, 0]
+    with pytest.raises(ValueError, match="needs labels"):
+        select_kept_ids(scores, 0.5, class_balanced=True)
+
+
+def test_keep_overrides_the_method_direction():
+    p = np.random.default_rng(1).random((12, 30)).astype(np.float32)
+    record = ScoreRecord.from_arrays({"p_target": p})
+    high = get_strategy("dyn_unc", window=5).select(record, 0.5)
+    low = get_strategy("dyn_unc", window=5).select(record, 0.5, keep="low")
+    assert not set(high.kept_ids) & set(low.kept_ids)
+    assert low.params["keep"] == "low"
+    with pytest.raises(ValueError, match="keep must be"):
+        get_strategy("dyn_unc", window=5).select(record, 0.5, keep="middle")
+
+
+def test_same_inputs_same_ids():
+    p = np.round(np.random.default_rng(2).random((12, 200)), 1).astype(np.float32)  # heavy ties
+    record = ScoreRecord.from_arrays({"p_target": p, "correct": (p > 0.5).astype(np.float32)}, labels=np.arange(200) % 7)
+    for name in ("dyn_unc", "forgetting", "cartography", "static_uncertainty"):
+        a = get_strategy(name).select(record, 0.3, class_balanced=True)
+        b = get_strategy(name).select(record, 0.3, class_balanced=True)
+        np.testing.assert_array_equal(a.kept_ids, b.kept_ids)
+
+
+def naive_ccs_allocation(stratum_sizes, budget):
+    """Algorithm 1 of Zheng et al. (2023): smallest stratum first, min(|B|, floor(m / |strata left|))."""
+    sizes = dict(enumerate(stratum_sizes))
+    taken = {}
+    m = budget
+    while sizes:
+        s = min(sizes, key=lambda i: (sizes[i], i))
+        take = min(sizes[s], m // len(sizes))
+        taken[s] = take
+        m -= take
+        del sizes[s]
+    return [taken[i] for i in range(len(stratum_sizes))]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ccs_follows_algorithm_1(seed):
+    rng = np.random.default_rng(seed)
+    n, ratio, beta, k = 500, [0.3, 0.5, 0.7, 0.9][seed], [0.0, 0.05, 0.1, 0.2][seed], [5, 10, 50, 7][seed]
+    scores = rng.gamma(2.0, size=n)  # skewed: strata of very different sizes
+    kept = ccs_kept_ids(scores, ratio, keep="high", hard_cutoff=beta, num_strata=k, seed=seed)
+    budget = n - num_removed(n, ratio)
+    assert kept.size == budget and np.all(np.diff(kept) > 0)
+    # 1. the floor(beta n) hardest (highest, for keep="high") are gone
+    hardest = sorted(range(n), key=lambda i: (-scores[i], i))[: num_removed(n, beta)]
+    assert not set(hardest) & set(kept.tolist())
+    # 2. equal-width strata over the rest; kept per stratum = the water-filling allocation
+    rest = sorted(set(range(n)) - set(hardest))
+    lo, hi = min(scores[rest]), max(scores[rest])
+    stratum = {i: min(int((scores[i] - lo) / (hi - lo) * k), k - 1) for i in rest}
+    sizes = [sum(1 for i in rest if stratum[i] == s) for s in range(k)]
+    kept_per_stratum = [sum(1 for i in kept.tolist() if stratum[i] == s) for s in range(k)]
+    assert kept_per_stratum == naive_ccs_allocation(sizes, budget)
+
+
+def test_ccs_is_seeded_and_checks_its_cutoff():
+    scores = np.random.default_rng(0).random(100)
+    a = ccs_kept_ids(scores, 0.5, hard_cutoff=0.1, seed=3)
+    assert a.tolist() == ccs_kept_ids(scores, 0.5, hard_cutoff=0.1, seed=3).tolist()
+    assert a.tolist() != ccs_kept_ids(scores, 0.5, hard_cutoff=0.1, seed=4).tolist()
+    with pytest.raises(ValueError, match="hard_cutoff must be in"):
+        ccs_kept_ids(scores, 0.2, hard_cutoff=0.3)
+
+
+def test_ccs_as_selection_mode_on_any_strategy_class_balanced():
+    p = np.random.default_rng(3).random((12, 90)).astype(np.float32)
+    labels = np.arange(90) % 3
+    record = ScoreRecord.from_arrays({"p_target": p}, labels=labels)
+    result = get_strategy("dyn_unc", window=5).select(
+        record, 0.4, class_balanced=True, selection="ccs", hard_cutoff=0.1, num_strata=4, seed=1
+    )
+    assert np.bincount(labels[result.kept_ids]).tolist() == [18, 18, 18]
+    assert result.params == {"window": 5, "signal": "p_target", "keep": "high", "class_balanced": True,
+                             "selection": "ccs", "hard_cutoff": 0.1, "num_strata": 4, "seed": 1}  # fmt: skip
+    for c in range(3):  # within each class the 10% most uncertain (the hard end for Dyn-Unc) are removed
+        members = np.flatnonzero(labels == c)
+        top = members[np.argsort(-result.scores[members], kind="stable")[:3]]
+        assert not set(top) & set(result.kept_ids)
+
+
+def test_params_and_provenance_are_exact_and_json_ready(tmp_path):
+    p = np.random.default_rng(4).random((6, 20)).astype(np.float32)
+    record = ScoreRecord.from_arrays({"p_target": p}, labels=np.arange(20) % 2, metadata={"model": {"class": "X"}})
+    record = ScoreRecord.load(record.save(tmp_path / "scores"))
+    result = get_strategy("static_uncertainty", window=3, start=1).select(record, 0.25, class_balanced=True)
+    assert result.params == {"window": 3, "start": 1, "signal": "p_target", "ddof": 1, "keep": "high",
+                             "class_balanced": True, "selection": "rank"}  # fmt: skip
+    assert result.provenance["record"] == {"model": {"class": "X"}}
+    assert result.provenance["num_epochs"] == 6 and result.provenance["record_path"] == str(tmp_path / "scores")
+    json.dumps({"params": result.params, "provenance": result.provenance})

@@ -124,7 +124,9 @@ def cmd_plot(args) -> int:
         strategy = _build(name, params.get(name, {}) if isinstance(params.get(name), dict) else {}, args.features)
         results[name] = _select(strategy, [record], args)
         written.append(
-            data_map(record, results[name], path=out / f"data_map_{name}.png", coords=coords, max_points=args.max_points)
+            data_map(
+                record, results[name], path=out / f"data_map_{name}.png", coords=coords, max_points=args.max_points
+            )
         )
     if len(results) > 1:
         written.append(compare_removed(record, results, path=out / "removed_comparison.png"))
@@ -137,7 +139,9 @@ def cmd_push(args) -> int:
     try:
         from .export import push_folder_to_hub
     except ImportError as err:
-        raise SystemExit(f"error: pushing needs hf_prune.export.push_folder_to_hub, which is not available: {err}")
+        raise SystemExit(
+            f"error: pushing needs hf_prune.export.push_folder_to_hub, which is not available: {err}"
+        ) from err
     url = push_folder_to_hub(
         args.dir,
         args.repo,

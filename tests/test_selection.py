@@ -14,7 +14,9 @@ def naive_select(scores, ratio, keep):
     """Sort by (NaN last, better score first, lower id first) with Python's sort; keep the first n - floor(r n)."""
     n = len(scores)
     sign = -1 if keep == "high" else 1
-    order = sorted(range(n), key=lambda i: (math.isnan(scores[i]), 0 if math.isnan(scores[i]) else sign * scores[i], i))
+    order = sorted(
+        range(n), key=lambda i: (math.isnan(scores[i]), 0 if math.isnan(scores[i]) else sign * scores[i], i)
+    )
     return sorted(order[: n - num_removed(n, ratio)])
 
 
@@ -59,7 +61,9 @@ def test_keep_overrides_the_method_direction():
 
 def test_same_inputs_same_ids():
     p = np.round(np.random.default_rng(2).random((12, 200)), 1).astype(np.float32)  # heavy ties
-    record = ScoreRecord.from_arrays({"p_target": p, "correct": (p > 0.5).astype(np.float32)}, labels=np.arange(200) % 7)
+    record = ScoreRecord.from_arrays(
+        {"p_target": p, "correct": (p > 0.5).astype(np.float32)}, labels=np.arange(200) % 7
+    )
     for name in ("dyn_unc", "forgetting", "cartography", "static_uncertainty"):
         a = get_strategy(name).select(record, 0.3, class_balanced=True)
         b = get_strategy(name).select(record, 0.3, class_balanced=True)

@@ -142,7 +142,9 @@ def test_static_uncertainty_matches_naive(holey_run, window, start):
 def test_static_uncertainty_is_first_dyn_unc_window(run):
     _, _, record = run
     first = ScoreRecord.from_arrays({"p_target": record.signal("p_target")[:6]})  # K = J + 1: one window
-    assert_scores(get_strategy("static_uncertainty", window=5).score(record), get_strategy("dyn_unc", window=5).score(first))
+    assert_scores(
+        get_strategy("static_uncertainty", window=5).score(record), get_strategy("dyn_unc", window=5).score(first)
+    )
 
 
 @pytest.mark.parametrize("fixture", ["run", "holey_run"])
@@ -299,7 +301,9 @@ def test_ssp_distance_to_nearest_centroid_matches_naive(run):
 
     _, _, record = run
     rng = np.random.default_rng(7)
-    feats = np.concatenate([rng.normal(loc=c, scale=0.3, size=(N // 4, 3)) for c in np.eye(3, 3).tolist() + [[-1, -1, 0]]])
+    feats = np.concatenate(
+        [rng.normal(loc=c, scale=0.3, size=(N // 4, 3)) for c in np.eye(3, 3).tolist() + [[-1, -1, 0]]]
+    )
     strategy = get_strategy("ssp", features=feats, num_clusters=4, batch_size=32, max_iter=30, seed=1)
     scores = strategy.score(record)
     centres = minibatch_kmeans(feats, 4, batch_size=32, max_iter=30, normalize=True, seed=1).numpy()

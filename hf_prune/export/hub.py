@@ -172,7 +172,8 @@ def push_folder_to_hub(
 
         created_branch = False
         try:
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            if not existed:
+                api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
             if branch_missing:
                 api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
                 created_branch = True
@@ -249,9 +250,9 @@ def fetch_index_folder(
         ) from err
     except RevisionNotFoundError as err:
         raise FileNotFoundError(f"The dataset repo {repo_id!r} has no revision {revision!r}.") from err
-    except EntryNotFoundError as err:
-        raise FileNotFoundError(f"{where} has no {CARD_FILE}: it is not an hf_prune index list.") from err
     except LocalEntryNotFoundError as err:
         raise FileNotFoundError(
             f"{where} is not in the local cache and the Hub cannot be reached (offline?): {err}"
         ) from err
+    except EntryNotFoundError as err:
+        raise FileNotFoundError(f"{where} has no {CARD_FILE}: it is not an hf_prune index list.") from err

@@ -153,5 +153,5 @@ def static_result_from_selection(
         },
         num_samples=int(counts.size),
         labels=labels,
-        provenance={"record": meta, "num_epochs": getattr(source, "num_epochs", int(np.shape(source)[0]))},
+        provenance={"record": meta, "num_epochs": int(_selected_matrix(source)[0].shape[0])},
     )

@@ -1,0 +1,378 @@
+"""hf_prune.dynamic: policy maths against naive references, the sampler's contract (constant length, determinism,
+pruning period, state), InfoBatch's unbiasedness on a toy problem, the IterableDataset view, selection analysis, and
+bad inputs. PruningTrainer integration (single process: lengths, record, weights, resume) is at the end; the
+2-process torchrun test is in test_dynamic_distributed.py."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_prune import PruningArguments, PruningTrainer, ScoreRecord
+from hf_prune.dynamic import (
+    DynamicPruningDataset,
+    DynamicPruningSampler,
+    get_policy,
+    list_policies,
+    num_kept,
+    plot_selection_histogram,
+    selection_counts,
+    selection_groups,
+    static_result_from_selection,
+    weighted_cross_entropy,
+)
+from tests.trainer_utils import collate, small_image_dataset, timm_model
+
+
+POLICIES = ["random_dynamic", "uncertainty_ema", "epsilon_greedy", "ucb", "infobatch"]
+
+
+def observations(n=40, rounds=6, seed=0):
+    """Per round: a random subset of ids and their losses (like training losses of the samples seen)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(rounds):
+        ids = np.sort(rng.choice(n, size=rng.integers(n // 2, n + 1), replace=False))
+        out.append((ids, rng.gamma(2.0, 1.0, size=ids.size)))
+    return out
+
+
+def naive_ema_var(n, obs, alpha):
+    """Raju et al. Eq. 2-3, one sample at a time: first observation sets the EMA, variance starts at 0."""
+    ema, var = [None] * n, [0.0] * n
+    for ids, losses in obs:
+        for i, s in zip(ids.tolist(), losses.tolist()):
+            if ema[i] is None:
+                ema[i] = s
+            else:
+                var[i] = (1 - alpha) * var[i] + alpha * (s - ema[i]) ** 2
+                ema[i] = alpha * s + (1 - alpha) * ema[i]
+    return np.array([np.nan if e is None else e for e in ema]), np.array(var)
+
+
+def test_registry_lists_every_policy_and_rejects_unknowns():
+    assert sorted(list_policies()) == sorted(POLICIES)
+    with pytest.raises(ValueError, match="Unknown dynamic policy 'nope'"):
+        get_policy("nope")
+    with pytest.raises(TypeError, match="unknown parameter"):
+        get_policy("ucb", epsilon=0.1)
+
+
+@pytest.mark.parametrize("alpha", [0.8, 0.3])
+def test_ema_and_ucb_match_naive_equations(alpha):
+    n, obs = 40, observations()
+    ema_ref, var_ref = naive_ema_var(n, obs, alpha)
+    ucb = get_policy("ucb", prune_ratio=0.5, alpha=alpha, c=2.5)
+    unc = get_policy("uncertainty_ema", prune_ratio=0.5, alpha=alpha)
+    for p in (ucb, unc):
+        p.reset(n)
+        for ids, losses in obs:
+            p.observe(ids, losses)
+    np.testing.assert_allclose(unc.scores(), ema_ref, rtol=1e-12)
+    np.testing.assert_allclose(ucb.scores(), ema_ref + 2.5 * var_ref, rtol=1e-12)
+    # selection: the k highest scores (all seen here), whatever the tie-break
+    rng = np.random.default_rng(0)
+    for p, ref in ((unc, ema_ref), (ucb, ema_ref + 2.5 * var_ref)):
+        k = num_kept(n, 0.5)
+        ref = np.where(np.isnan(ref), np.inf, ref)  # never-observed samples are explored first
+        chosen = p.select(0, k, rng).ids
+        assert set(chosen) == set(np.argsort(-ref, kind="stable")[:k])
+
+
+def test_epsilon_greedy_splits_greedy_and_random():
+    n, k, eps = 200, 100, 0.2
+    p = get_policy("epsilon_greedy", prune_ratio=0.5, epsilon=eps)
+    p.reset(n)
+    losses = np.linspace(0, 1, n)
+    p.observe(np.arange(n), losses)
+    top = set(range(n - 80, n))  # (1 - 0.2) * 100 = 80 greedy
+    picks = [p.select(e, k, np.random.default_rng(e)).ids for e in range(200)]
+    for ids in picks:
+        assert top <= set(ids) and len(ids) == k
+    rest_counts = np.bincount(np.concatenate(picks), minlength=n)[: n - 80]
+    # 20 of the remaining 120 uniformly: expected 200 * 20 / 120 = 33.3 picks each
+    assert abs(rest_counts.mean() - 200 * 20 / 120) < 1e-9
+    assert rest_counts.min() > 10 and rest_counts.max() < 60
+
+
+def test_unseen_samples_are_explored_first_and_ties_random():
+    p = get_policy("uncertainty_ema", prune_ratio=0.5)
+    p.reset(10)
+    p.observe(np.arange(5), np.full(5, 100.0))
+    assert set(p.select(0, 5, np.random.default_rng(0)).ids) == set(range(5, 10))
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_sampler_length_constant_no_repeats_and_deterministic(name):
+    params = {"num_epochs": 6} if name == "infobatch" else {}
+    n, rng = 101, np.random.default_rng(1)
+    samplers = [DynamicPruningSampler(get_policy(name, prune_ratio=0.7, **params), n, seed=3, multiple_of=8)
+                for _ in range(2)]  # fmt: skip
+    lengths, orders = set(), []
+    for epoch in range(6):
+        epoch_orders = []
+        losses = rng.gamma(2.0, 1.0, size=n)
+        for s in samplers:
+            s.set_epoch(epoch)
+            idx = s.indices()
+            assert len(set(idx.tolist())) == idx.size  # no sample twice in an epoch
+            lengths.add(len(s))
+            lengths.add(idx.size)
+            epoch_orders.append(idx.tolist())
+            seen = np.sort(idx)
+            s.update(seen, losses[seen])
+        assert epoch_orders[0] == epoch_orders[1]  # same seed, same updates -> same order
+        orders.append(epoch_orders[0])
+    assert lengths == {num_kept(n, 0.7, 8)} == {32}  # 101 - 70 = 31, rounded up to 32
+    assert len({tuple(sorted(o)) for o in orders}) > 1
+    other = DynamicPruningSampler(get_policy(name, prune_ratio=0.7, **params), n, seed=4, multiple_of=8)
+    other.set_epoch(0)
+    assert other.indices().tolist() != orders[0]
+
+
+def test_pruning_period_keeps_selection_and_reshuffles():
+    s = DynamicPruningSampler(get_policy("ucb", prune_ratio=0.5), 50, seed=0, pruning_period=3)
+    sels, orders = [], []
+    for epoch in range(6):
+        assert s.needs_selection(epoch) == (epoch % 3 == 0)
+        s.set_epoch(epoch)
+        s.set_epoch(epoch)  # idempotent (Trainer and accelerate both call it)
+        sels.append(s.selection.ids.tolist())
+        orders.append(s.indices().tolist())
+        s.update(np.arange(50), np.random.default_rng(epoch).random(50))
+    assert sels[0] == sels[1] == sels[2] and sels[3] == sels[4] == sels[5] and sels[0] != sels[3]
+    assert orders[0] != orders[1]
+
+
+def test_sampler_state_round_trip_gives_same_sequence():
+    def run(n_epochs, state=None, start=0):
+        s = DynamicPruningSampler(get_policy("epsilon_greedy", prune_ratio=0.6), 60, seed=7)
+        if state is not None:
+            s.load_state_dict(state)
+        out = []
+        for epoch in range(start, n_epochs):
+            s.set_epoch(epoch)
+            out.append(s.indices().tolist())
+            s.update(np.arange(60), np.random.default_rng(epoch).random(60))
+        return out, s.state_dict()
+
+    full, _ = run(6)
+    first, state = run(3)
+    rest, _ = run(6, state=state, start=3)
+    assert first + rest == full
+    with pytest.raises(ValueError, match="resume with the same seed"):
+        DynamicPruningSampler(get_policy("epsilon_greedy", prune_ratio=0.6), 60, seed=8).load_state_dict(state)
+
+
+def test_infobatch_weights_keep_expected_gradient_on_toy_problem():
+    """E[sum_kept w_i grad l_i] = sum_i grad l_i: checked by Monte Carlo on a logistic-regression toy problem, in
+    pruned, early (some samples unscored) and annealing epochs; dropping the weights is visibly biased."""
+    torch.manual_seed(0)
+    n, d, classes = 60, 5, 3
+    x, y = torch.randn(n, d), torch.randint(0, classes, (n,))
+    w = torch.randn(d, classes, requires_grad=True)
+
+    def grad_of(ids, weights):
+        w.grad = None
+        loss = weighted_cross_entropy(x[ids] @ w, y[ids], weights, num_items_in_batch=1)  # a plain weighted sum
+        loss.backward()
+        return w.grad.clone()
+
+    full = grad_of(torch.arange(n), None)
+    losses = F.cross_entropy(x @ w, y, reduction="none").detach().numpy()
+    policy = get_policy("infobatch", prune_ratio=0.3, num_epochs=8, delta=0.75)
+    policy.reset(n)
+    partial = np.arange(n)[: n // 2]
+    for observed, epoch in ((np.arange(n), 0), (partial, 0), (np.arange(n), 7)):
+        policy.reset(n)
+        policy.observe(observed, losses[observed])
+        draws = 2000
+        mean_w = torch.zeros_like(full)
+        mean_unw = torch.zeros_like(full)
+        for t in range(draws):
+            sel = policy.select(epoch, num_kept(n, 0.3), np.random.default_rng(t))
+            ids = torch.from_numpy(sel.ids)
+            mean_w += grad_of(ids, torch.from_numpy(sel.weights)) / draws
+            mean_unw += grad_of(ids, None) / draws
+        err = (mean_w - full).norm() / full.norm()
+        bias = (mean_unw - full).norm() / full.norm()
+        assert err < 0.05, (epoch, err)
+        assert bias > 4 * err and bias > 0.1, (epoch, bias)  # the test tells a biased estimator apart
+    # in a pruned epoch, kept below-mean samples carry 1/(1-r) and the others 1
+    policy.reset(n)
+    policy.observe(np.arange(n), losses)
+    sel = policy.select(1, num_kept(n, 0.3), np.random.default_rng(0))
+    below = losses[sel.ids] < losses.mean()
+    r = sel.info["r"]
+    assert sel.info["num_well_learned"] == int((losses < losses.mean()).sum())
+    np.testing.assert_allclose(sel.weights[below], 1 / (1 - r), rtol=1e-6)
+    np.testing.assert_allclose(sel.weights[~below], 1.0)
+    assert sel.info["annealing"] is False and policy.select(6, 42, np.random.default_rng(0)).info["annealing"]
+
+
+def test_weighted_cross_entropy_reduces_to_plain_ce():
+    logits, labels = torch.randn(7, 4), torch.randint(0, 4, (7,))
+    torch.testing.assert_close(weighted_cross_entropy(logits, labels), F.cross_entropy(logits, labels))
+    torch.testing.assert_close(
+        weighted_cross_entropy(logits, labels, label_smoothing=0.1),
+        F.cross_entropy(logits, labels, label_smoothing=0.1),
+    )
+    w = torch.rand(7)
+    ref = (w * F.cross_entropy(logits, labels, reduction="none")).sum() / 10
+    torch.testing.assert_close(weighted_cross_entropy(logits, labels, w, num_items_in_batch=10), ref)
+
+
+def test_iterable_view_with_dataloader_and_accelerate():
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+
+    ds = small_image_dataset(37)
+    view = DynamicPruningDataset(ds, get_policy("infobatch", prune_ratio=0.5, num_epochs=4), seed=0, multiple_of=4)
+    assert len(view) == num_kept(37, 0.5, 4) == 20
+    accelerator = Accelerator(cpu=True)
+
+    def collate_view(rows):
+        batch = collate(rows)
+        batch["sample_id"] = torch.tensor([r["sample_id"] for r in rows])
+        batch["loss_weight"] = torch.tensor([r["loss_weight"] for r in rows])
+        return batch
+
+    loader = accelerator.prepare(DataLoader(view, batch_size=4, collate_fn=collate_view))
+    epochs = []
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        ids, weights = [], []
+        for batch in loader:
+            ids += batch["sample_id"].tolist()
+            weights += batch["loss_weight"].tolist()
+            view.update(batch["sample_id"], torch.rand(len(batch["sample_id"])))
+        assert view.sampler.epoch == epoch  # accelerate's set_epoch reached the view
+        assert ids == view.sampler.indices().tolist()
+        np.testing.assert_allclose(weights, view.loss_weights(torch.tensor(ids)).numpy())
+        epochs.append(ids)
+    assert epochs[0] != epochs[1]
+    # worker sharding: 2 workers together still yield every id once
+    loader = DataLoader(view, batch_size=4, collate_fn=collate_view, num_workers=2)
+    ids = [i for b in loader for i in b["sample_id"].tolist()]
+    assert sorted(ids) == sorted(view.sampler.indices().tolist())
+
+
+def test_selection_counts_histogram_and_static_result(tmp_path):
+    rng = np.random.default_rng(0)
+    always, never = np.arange(10), np.arange(10, 20)
+    rows = rng.random((8, 50)) < 0.5
+    rows[:, always], rows[:, never] = True, False
+    record = ScoreRecord.from_arrays(
+        {"selected": rows.astype(np.float32)}, labels=np.arange(50) % 5, metadata={"dynamic": {"pruning_period": 2}}
+    )
+    counts, total = selection_counts(record)
+    assert total == 4  # epochs 0, 2, 4, 6 drew a selection
+    np.testing.assert_array_equal(counts, rows[::2].sum(0))
+    assert selection_counts(record, pruning_period=1)[1] == 8
+    groups = selection_groups(counts, total)
+    assert set(always) <= set(groups["always"]) and set(never) <= set(groups["never"])
+    png = plot_selection_histogram(record, tmp_path / "hist.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = static_result_from_selection(record, prune_ratio=0.3)
+    assert result.num_kept == 35 and set(always) <= set(result.kept_ids) and not set(never) & set(result.kept_ids)
+    assert result.method == "dynamic_selection_frequency" and result.params["num_selections"] == 4
+    result.save(tmp_path / "static")
+
+
+def make_args(tmp_path, **kw):
+    defaults = dict(
+        output_dir=str(tmp_path / "run"), num_train_epochs=3, per_device_train_batch_size=8, learning_rate=1e-3,
+        report_to=[], remove_unused_columns=False, save_strategy="no", disable_tqdm=True, seed=0,
+        dataloader_num_workers=0, use_cpu=True, dynamic_policy="ucb", dynamic_prune_ratio=0.5,
+    )  # fmt: skip
+    defaults.update(kw)
+    return PruningArguments(**defaults)
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"dynamic_prune_ratio": 1.0}, "dynamic_prune_ratio must be in \\[0, 1\\)"),
+        ({"dynamic_prune_ratio": -0.1}, "dynamic_prune_ratio must be in \\[0, 1\\)"),
+        ({"pruning_period": 0}, "pruning_period must be an integer >= 1"),
+        ({"dynamic_policy": "ucbb"}, "Unknown dynamic_policy 'ucbb'"),
+        ({"dynamic_scoring": "eval"}, "dynamic_scoring must be 'pass'"),
+        ({"dynamic_alpha": 0.0}, "alpha must be in \\(0, 1\\]"),
+        ({"dynamic_policy": "epsilon_greedy", "dynamic_epsilon": 2.0}, "epsilon must be in \\[0, 1\\]"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        make_args(tmp_path, **kw)
+
+
+def test_train_loss_scoring_adds_the_loss_signal(tmp_path):
+    assert make_args(tmp_path, record_signals=["p_target"], dynamic_scoring="train_loss").record_signals == [
+        "p_target",
+        "loss",
+    ]
+    assert make_args(tmp_path, record_signals=["p_target"], dynamic_scoring="pass").record_signals == ["p_target"]
+
+
+def test_trainer_constant_steps_record_and_timing(tmp_path):
+    ds = small_image_dataset(101)
+    args = make_args(tmp_path, dynamic_policy="epsilon_greedy", dynamic_scoring="pass", pruning_period=2)
+    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    out = trainer.train()
+    assert len(trainer.get_train_dataloader()) == 7  # 56 = 101 - 50 rounded up to 8, in batches of 8
+    assert out.global_step == 3 * 7
+    record = trainer.score_record
+    selected = record.signal("selected")
+    assert selected.shape == (3, 101) and (selected.sum(1) == 56).all()
+    np.testing.assert_array_equal(selected[0], selected[1])  # pruning_period = 2
+    np.testing.assert_array_equal(~np.isnan(record.signal("loss")), selected == 1)  # trained on exactly those
+    timing = record.metadata["dynamic"]["epochs"]
+    assert [t["epoch"] for t in timing] == [0, 1, 2]
+    assert timing[0]["scoring_s"] > 0 and timing[1]["scoring_s"] == 0 and timing[2]["scoring_s"] > 0
+    assert all(t["train_s"] > 0 for t in timing)
+    assert record.metadata["dynamic"]["policy"] == "epsilon_greedy"
+
+
+def test_trainer_applies_infobatch_weights_in_compute_loss(tmp_path):
+    ds = small_image_dataset(40)
+    args = make_args(tmp_path, dynamic_policy="infobatch", dynamic_prune_ratio=0.25, num_train_epochs=1)
+    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    dyn = trainer.dynamic_pruning
+    dyn.start(None)
+    dyn.sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40))
+    dyn.sampler.set_epoch(0)
+    assert dyn.weighted
+    ids = torch.arange(8)
+    batch = collate([ds[i] for i in range(8)])
+    model = trainer.model.train()
+    trainer._step_sample_ids = ids
+    trainer.current_gradient_accumulation_steps = 1
+    loss = trainer.compute_loss(model, dict(batch))
+    trainer._step_sample_ids = None
+    logits = model(pixel_values=batch["pixel_values"]).logits
+    weights = dyn.sampler.loss_weights(ids)
+    assert not torch.allclose(weights, torch.ones(8))
+    expected = (weights * F.cross_entropy(logits, batch["labels"], reduction="none")).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_resume_mid_run_gives_the_same_selections(tmp_path):
+    ds = small_image_dataset(61)
+    kw = dict(dynamic_policy="ucb", dynamic_scoring="train_loss", num_train_epochs=4, per_device_train_batch_size=8)
+    full = PruningTrainer(model=timm_model(), args=make_args(tmp_path / "a", **kw), train_dataset=ds,
+                          data_collator=collate)  # fmt: skip
+    full.train()
+    expected = np.asarray(full.score_record.signal("selected"))
+    # 61 - 30 = 31 -> 32 kept: 4 steps per epoch. Checkpoint at step 6 (mid epoch 1) and step 8 (end of epoch 1).
+    args = make_args(tmp_path / "b", save_strategy="steps", save_steps=2, **kw)
+    first = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    first.train()
+    np.testing.assert_array_equal(np.asarray(first.score_record.signal("selected")), expected)
+    for step in (6, 8):
+        resumed = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+        resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "run" / f"checkpoint-{step}"))
+        np.testing.assert_array_equal(np.asarray(resumed.score_record.signal("selected")), expected)
+        assert resumed.state.global_step == 16
+        assert math.isfinite(resumed.score_record.metadata["dynamic"]["epochs"][-1]["train_s"])

@@ -1,0 +1,111 @@
+"""`hf-prune`: strategies, select (run dir or record folder, params, class balance, CCS, several runs), plot, push,
+and errors a newcomer can act on."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hf_prune import PruneResult, ScoreRecord, get_strategy
+from hf_prune.cli import build_parser, main
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    p = rng.random((8, 120)).astype(np.float32)
+    arrays = {"p_target": p, "correct": (p > 0.5).astype(np.float32), "el2n": rng.random((8, 120)).astype(np.float32)}
+    root = tmp_path_factory.mktemp("cli") / "run"
+    ScoreRecord.from_arrays(arrays, labels=np.arange(120) % 4, metadata={"model": "tiny"}).save(root / "scores")
+    return root
+
+
+def test_console_entry_point_lists_strategies_without_matplotlib():
+    code = (
+        "import sys; from hf_prune.cli import main; rc = main(['strategies']); "
+        "assert 'matplotlib' not in sys.modules and 'hf_prune.plots' not in sys.modules, 'plots imported'; "
+        "sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("dyn_unc", "forgetting", "el2n", "moderate", "ssp", "ccs", "aum", "random"):
+        assert f"  {name} " in proc.stdout
+
+
+def test_help_explains_the_ratio_and_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["select", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "REMOVED" in out and "keeps 75%" in out and "RUN_DIR" in out and "examples:" in out
+    top = build_parser().format_help()
+    assert all(cmd in top for cmd in ("strategies", "select", "plot", "push"))
+    assert main([]) == 1  # no command: prints help
+
+
+@pytest.mark.parametrize("where", ["run", "scores"])
+def test_select_writes_the_same_result_as_the_api(run_dir, tmp_path, capsys, where):
+    target = run_dir if where == "run" else run_dir / "scores"
+    out = tmp_path / "out"
+    assert main(["select", str(target), "--strategy", "dyn_unc", "--prune-ratio", "0.25", "--param", "window=4",
+                 "--class-balanced", "--out", str(out)]) == 0  # fmt: skip
+    assert "kept 92 of 120" in capsys.readouterr().out  # floor(0.25 * 30) = 7 removed from each of 4 classes
+    saved = PruneResult.load(out)
+    expected = get_strategy("dyn_unc", window=4).select(
+        ScoreRecord.load(run_dir / "scores"), 0.25, class_balanced=True
+    )
+    np.testing.assert_array_equal(saved.kept_ids, expected.kept_ids)
+    assert saved.params["window"] == 4 and saved.params["class_balanced"] is True and saved.method == "dyn_unc"
+
+
+def test_select_ccs_mode_json_params_and_several_runs(run_dir, tmp_path):
+    out = tmp_path / "ccs"
+    main(["select", str(run_dir), "--strategy", "forgetting", "--prune-ratio", "0.5", "--selection", "ccs",
+          "--hard-cutoff", "0.1", "--num-strata", "5", "--seed", "2", "--out", str(out)])  # fmt: skip
+    saved = PruneResult.load(out)
+    assert saved.params["selection"] == "ccs" and saved.params["num_strata"] == 5 and saved.num_kept == 60
+    main(["select", str(run_dir), "--strategy", "ccs", "--param", 'score_params={"window": 3}', "--param",
+          "score=static_uncertainty", "--prune-ratio", "0.3", "--out", str(tmp_path / "ccs2")])  # fmt: skip
+    assert PruneResult.load(tmp_path / "ccs2").params["score_params"]["window"] == 3
+    main(["select", str(run_dir), str(run_dir / "scores"), "--strategy", "el2n", "--param", "epoch=1",
+          "--prune-ratio", "0.3", "--out", str(tmp_path / "el2n")])  # fmt: skip
+    assert PruneResult.load(tmp_path / "el2n").num_kept == 84
+
+
+def test_select_errors_say_what_to_do(run_dir, tmp_path):
+    with pytest.raises(SystemExit, match="Known strategies:.*dyn_unc"):
+        main(["select", str(run_dir), "--strategy", "dynunc", "--prune-ratio", "0.2", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match=r"record_signals=\[.*'logit_margin'"):
+        main(["select", str(run_dir), "--strategy", "aum", "--prune-ratio", "0.2", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="no score record"):
+        main(["select", str(tmp_path), "--strategy", "random", "--prune-ratio", "0.2", "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["select", str(run_dir), "--strategy", "random", "--param", "seed", "--prune-ratio", "0.2",
+              "--out", str(tmp_path / "d")])  # fmt: skip
+
+
+def test_plot_writes_maps(run_dir, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "maps"
+    main(["plot", str(run_dir), "--strategy", "dyn_unc", "--strategy", "forgetting", "--param",
+          'dyn_unc={"window": 4}', "--prune-ratio", "0.3", "--out", str(out)])  # fmt: skip
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["data_map.png", "data_map_dyn_unc.png", "data_map_forgetting.png", "removed_comparison.png"]
+    assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+
+
+def test_push_passes_every_option_to_push_folder_to_hub(tmp_path, monkeypatch, capsys):
+    export = pytest.importorskip("hf_prune.export", reason="hf_prune.export (push_folder_to_hub) not available yet")
+    calls = []
+
+    def fake_push(folder, repo_id, private=False, token=None, revision=None, commit_message=None):
+        calls.append((folder, repo_id, private, token, revision, commit_message))
+        return "https://hub/commit/abc"
+
+    monkeypatch.setattr(export, "push_folder_to_hub", fake_push)
+    assert main(["push", str(tmp_path), "--repo", "org/ds", "--private", "--token", "t", "--revision", "dev",
+                 "--commit-message", "msg"]) == 0  # fmt: skip
+    assert calls == [(str(tmp_path), "org/ds", True, "t", "dev", "msg")]
+    assert "https://hub/commit/abc" in capsys.readouterr().out

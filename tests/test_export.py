@@ -201,9 +201,15 @@ def test_content_key_from_an_image_column_uses_file_names(tmp_path, results):
     assert read_index_list(folder).content[:2] == [f"img_{i:04d}.JPEG" for i in r25.kept_ids[:2]]
 
 
+def test_data_map_in_the_card_when_the_record_is_given(tmp_path, results):
+    folder = results[0].save(tmp_path / "list", record=_record())
+    assert (folder / "images/data_map.png").stat().st_size > 1000
+    assert "(images/data_map.png)" in (folder / "README.md").read_text()
+
+
 def test_histogram_skipped_without_matplotlib(tmp_path, results, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    folder = results[0].save(tmp_path / "list")
+    folder = results[0].save(tmp_path / "list", record=_record())
     assert not (folder / "images").exists()
     assert "score_histogram" not in (folder / "README.md").read_text()
 

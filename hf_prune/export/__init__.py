@@ -9,7 +9,15 @@
 See `index_list` for the file layout and the definition of `index_sha256`.
 """
 
-from .cards import METHODS, MethodInfo, model_card, plot_score_histogram, render_dataset_card, template_path
+from .cards import (
+    METHODS,
+    MethodInfo,
+    model_card,
+    plot_data_map,
+    plot_score_histogram,
+    render_dataset_card,
+    template_path,
+)
 from .hub import HubPushError, fetch_index_folder, push_folder_to_hub, validate_folder
 from .index_list import (
     CHECKSUM_DEFINITION,
@@ -63,6 +71,7 @@ __all__ = [
     "index_sha256",
     "load_pruned",
     "model_card",
+    "plot_data_map",
     "plot_score_histogram",
     "push_folder_to_hub",
     "push_results_to_hub",

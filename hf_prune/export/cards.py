@@ -212,7 +212,7 @@ def render_dataset_card(
     license: str = "other",
     task_categories: Sequence[str] = ("image-classification",),
     pretty_name: str | None = None,
-    image: str | None = None,
+    images: Sequence[tuple[str, str]] = (),
     extra_tags: Sequence[str] = (),
 ) -> DatasetCard:
     """Renders the dataset card of an index-list folder from `model_cards/pruned_index_list.md`.
@@ -222,6 +222,7 @@ def render_dataset_card(
         lists (`dict`): per config name, `prune_ratio`, `kept`, `removed`, `index_sha256`, `data_files`.
         source (`dict`): `repo_id, config, split, revision, num_rows, fingerprint` of the source split.
         repo_id (`str`, *optional*): where the list lives on the Hub; `"<repo_id>"` until pushed.
+        images (list of `(alt text, path in the folder)`, *optional*): figures to show (histogram, data map).
 
     Returns:
         `huggingface_hub.DatasetCard`.
@@ -265,7 +266,7 @@ def render_dataset_card(
         default_config=names[0],
         has_labels=any(r.labels is not None for r in results),
         content_key=content_key,
-        image=image,
+        images=list(images),
         params_json=json.dumps(pruning["params"], sort_keys=True),
     )
 
@@ -304,6 +305,24 @@ def plot_score_histogram(results: Sequence[PruneResult], path: str | Path) -> bo
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return True
+
+
+def plot_data_map(record, result: PruneResult, path: str | Path) -> bool:
+    """Draws `record`'s data map with `result`'s removed rows (`hf_prune.plots.data_map`) to `path`.
+
+    Returns `False`, writing nothing, when matplotlib is missing or the record has no `p_target`.
+    """
+    try:
+        from ..plots import data_map
+    except ImportError:
+        return False
+    if not record.has_signal("p_target") or record.num_samples != result.num_samples:
+        return False
+    try:
+        data_map(record, result, path=Path(path))
+    except ImportError:  # matplotlib is imported lazily by the plot itself
+        return False
     return True
 
 

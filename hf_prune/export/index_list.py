@@ -420,6 +420,7 @@ def save_results(
     task_categories: Sequence[str] = ("image-classification",),
     pretty_name: str | None = None,
     plot: bool = True,
+    record=None,
     extra_tags: Sequence[str] = (),
 ) -> Path:
     """Writes one or several ratios of one run to a folder laid out as a Hub dataset repo (see the module docstring).
@@ -460,6 +461,9 @@ def save_results(
             Title of the card.
         plot (`bool`, *optional*, defaults to `True`):
             Draw `images/score_histogram.png` (skipped without matplotlib).
+        record (`ScoreRecord`, *optional*):
+            The record the results were selected from; with `plot`, also draws its data map with the removed rows of
+            the first result (`images/data_map.png`, Dyn-Unc Fig. 2) for the card.
         extra_tags (sequence of `str`, *optional*):
             More card tags.
 
@@ -476,7 +480,7 @@ def save_results(
     ```
     """
     from ..result import PruneResult
-    from .cards import plot_score_histogram, render_dataset_card
+    from .cards import plot_data_map, plot_score_histogram, render_dataset_card
 
     results = _check_results([results] if isinstance(results, PruneResult) else results)
     if score_dtype not in ("float32", "float64"):
@@ -536,9 +540,11 @@ def save_results(
             _write_parquet(tmp / data_file_for(SCORES_CONFIG), columns, score_dtype)
         with open(tmp / PROVENANCE_FILE, "w") as f:
             json.dump({"format_version": FORMAT_VERSION, "lists": provenance_lists}, f, indent=2, sort_keys=True)
-        image = None
+        images = []
         if plot and plot_score_histogram(results, tmp / IMAGES_DIR / "score_histogram.png"):
-            image = f"{IMAGES_DIR}/score_histogram.png"
+            images.append(("Histogram of the scores of kept and removed rows", f"{IMAGES_DIR}/score_histogram.png"))
+        if plot and record is not None and plot_data_map(record, first, tmp / IMAGES_DIR / "data_map.png"):
+            images.append(("Data map: mean vs std of p_target, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
         card = render_dataset_card(
             results,
             lists,
@@ -549,7 +555,7 @@ def save_results(
             license=license,
             task_categories=list(task_categories),
             pretty_name=pretty_name,
-            image=image,
+            images=images,
             extra_tags=list(extra_tags),
         )
         card.save(tmp / CARD_FILE)

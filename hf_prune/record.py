@@ -228,10 +228,30 @@ class ScoreRecord:
         return view
 
     def iter_epochs(self, name: str) -> Iterator[np.ndarray]:
-        """Yields signal `name` one epoch (row `[n]`) at a time, for streaming computations."""
-        arr = self.signal(name)
-        for k in range(self._num_epochs):
-            yield np.asarray(arr[k])
+        """Yields signal `name` one epoch (a fresh float32 row `[n]`) at a time, for streaming computations.
+
+        On disk, rows are read with plain file reads rather than through the memory map, so a pass over a
+        `[K, n]` record keeps one row resident, not the whole file (memory-mapped pages count as the process's RSS).
+        """
+        self.require(name)
+        if self.path is None:
+            arr = self._arrays[name]
+            for k in range(self._num_epochs):
+                yield np.array(arr[k], dtype=np.float32)
+            return
+        with open(self.path / f"{name}.npy", "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(f)
+            if fortran_order or dtype != np.float32:
+                raise ValueError(f"{name}.npy must be a C-ordered float32 array; got {dtype}, fortran={fortran_order}.")
+            offset, row_bytes = f.tell(), self._num_samples * 4
+            for k in range(self._num_epochs):
+                row = np.empty(self._num_samples, dtype=np.float32)
+                f.seek(offset + k * row_bytes)
+                if f.readinto(memoryview(row).cast("B")) != row_bytes:
+                    raise OSError(f"{self.path / name}.npy is truncated at epoch {k}.")
+                yield row
 
     def __repr__(self) -> str:
         where = f", path='{self.path}'" if self.path else ""

@@ -82,12 +82,13 @@ def test_ties_broken_by_lower_id_and_nan_removed_first():
     np.testing.assert_array_equal(result.kept_ids, [0, 1, 5])
 
 
-def test_nan_windows_use_seen_epochs_only():
-    p = np.random.default_rng(3).random((8, 5)).astype(np.float32)
-    p[2, 1] = np.nan
+@pytest.mark.parametrize("nan_epoch", [2, 6])  # before any window is complete, and after several
+def test_nan_windows_use_seen_epochs_only(nan_epoch):
+    p = np.random.default_rng(3).random((10, 5)).astype(np.float32)
+    p[nan_epoch, 1] = np.nan
     scores = dyn_unc_scores(p, 3)
-    # sample 1: each window's std over its seen epochs, windows starting 0..4 (K-J = 5)
-    windows = [p[k : k + 3, 1] for k in range(5)]
+    # sample 1: each window's std over its seen epochs, windows starting 0..6 (K-J = 7)
+    windows = [p[k : k + 3, 1] for k in range(7)]
     expected = np.mean([np.std(w[~np.isnan(w)], ddof=1) for w in windows])
     np.testing.assert_allclose(scores[1], expected, rtol=1e-5)
     np.testing.assert_allclose(np.delete(scores, 1), np.delete(naive_dyn_unc(np.nan_to_num(p), 3), 1), rtol=1e-5)

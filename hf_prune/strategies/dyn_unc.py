@@ -21,7 +21,10 @@ never holds `[K, n]` in memory (ImageNet-21K: n = 14.2 M).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 from ..record import ScoreRecord
 from .base import Strategy, register_strategy
@@ -30,9 +33,12 @@ from .base import Strategy, register_strategy
 class DynUncAccumulator:
     """Streaming Dyn-Unc: feed epochs one at a time with `update(row)`, read `U` with `result()`.
 
-    Memory: a float32 ring buffer `[J, n]` plus four `[n]` running arrays, whatever the number of epochs `K`.
-    `result()` follows Eq. (3)'s bounds: the window that starts at the last epoch fed so far is excluded,
-    so after `K` epochs it averages the windows starting at `0 ... K-J-1`.
+    Memory: a float32 ring buffer `[J, n]` plus a few `[n]` float64 running arrays, whatever the number of epochs
+    `K`. The std of the window that ends at epoch `e` is added to `U` only when epoch `e + 1` arrives, which is
+    Eq. (3)'s upper bound `k <= K-J-1`: after `K` epochs the windows starting at `0 ... K-J-1` are averaged.
+
+    While no NaN has been fed, every window holds exactly `J` values and a fast path runs (about 15 vector passes
+    per epoch, fused with torch); the first NaN switches to per-sample counts for the rest of the stream.
 
     Args:
         num_samples (`int`): number of samples `n`.
@@ -46,60 +52,101 @@ class DynUncAccumulator:
         self.J = int(window)
         self.epochs_seen = 0
         self._ring = np.zeros((self.J, self.n), dtype=np.float32)
-        self._ring_has_nan = np.zeros(self.J, dtype=bool)
         self._sum = np.zeros(self.n, dtype=np.float64)
         self._sumsq = np.zeros(self.n, dtype=np.float64)
-        self._count = np.zeros(self.n, dtype=np.float64)
         self._u_sum = np.zeros(self.n, dtype=np.float64)
-        self._u_windows = np.zeros(self.n, dtype=np.float64)
-        # The std of the window that ended at the latest epoch; it is only added to U once a later epoch
-        # arrives, which implements Eq. (3)'s upper bound k <= K-J-1.
-        self._pending: np.ndarray | None = None
-        self._pending_valid: np.ndarray | None = None
-        self._tmp = np.empty(self.n, dtype=np.float64)
+        self._windows = 0  # windows added so far, while every window is complete
+        # Per-sample counts, created on the first NaN: values seen in the current window, windows that counted.
+        self._count: np.ndarray | None = None
+        self._u_windows: np.ndarray | None = None
+        self._a = np.empty(self.n, dtype=np.float64)
+        self._b = np.empty(self.n, dtype=np.float64)
+        # torch views of the same memory: the fast path uses fused ops (addcmul) on all cores.
+        self._t = {name: torch.from_numpy(getattr(self, f"_{name}")) for name in ("ring", "sum", "sumsq", "u_sum", "a", "b")}
 
-    def _add(self, row: np.ndarray, sign: float, has_nan: bool) -> None:
-        x = self._tmp
-        np.copyto(x, row, casting="same_kind")
-        if has_nan:
-            seen = ~np.isnan(x)
-            x[~seen] = 0.0
-            self._count += sign * seen
-        else:
-            self._count += sign
-        self._sum += sign * x
-        np.multiply(x, x, out=x)
-        self._sumsq += sign * x
+    def _switch_to_counts(self) -> None:
+        filled = min(self.epochs_seen, self.J)  # every earlier window was complete
+        self._count = np.full(self.n, float(filled))
+        self._u_windows = np.full(self.n, float(self._windows))
+
+    def _add_window_std(self) -> None:
+        """Adds the std (ddof = 1) of the current window to the running sum of U."""
+        var, s = self._a, self._sum
+        if self._count is None:
+            t = self._t
+            # (J-1) var = sumsq - sum^2 / J, in one fused pass; 1/sqrt(J-1) is applied once in result().
+            torch.addcmul(t["sumsq"], t["sum"], t["sum"], value=-1.0 / self.J, out=t["a"])
+            t["a"].clamp_(min=0.0)  # equal values can leave -1e-17 by rounding
+            t["u_sum"].add_(t["a"].sqrt_())
+            self._windows += 1
+            return
+        count = self._count
+        valid = count >= 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.multiply(s, s, out=var)
+            var /= count
+            np.subtract(self._sumsq, var, out=var)
+            var /= count - 1
+        np.maximum(var, 0.0, out=var)
+        np.sqrt(var, out=var)
+        var[~valid] = 0.0
+        # The fast path sums sqrt((J-1) var); keep one scale so both paths add up in the same units.
+        var *= math.sqrt(self.J - 1)
+        self._u_sum += var
+        self._u_windows += valid
 
     def update(self, row: np.ndarray) -> None:
         """Feeds the next epoch's `p_target` row `[n]` (NaN where the sample was not seen)."""
         row = np.asarray(row, dtype=np.float32)
+        if not row.flags.writeable or not row.flags.c_contiguous:
+            row = np.array(row)  # torch.from_numpy needs a writable, contiguous buffer
         if row.shape != (self.n,):
             raise ValueError(f"Epoch row has shape {row.shape}; expected ({self.n},).")
-        if self._pending is not None:
-            self._u_sum += self._pending
-            self._u_windows += self._pending_valid
-            self._pending = None
+        if self.epochs_seen >= self.J:
+            self._add_window_std()  # the window ending at the previous epoch: a later epoch exists now
+        new = torch.from_numpy(row)
+        if self._count is None and bool(torch.isnan(new.sum())):
+            self._switch_to_counts()
         slot = self.epochs_seen % self.J
-        if self.epochs_seen >= self.J:
-            self._add(self._ring[slot], -1.0, self._ring_has_nan[slot])
-        has_nan = bool(np.isnan(row).any())
-        self._add(row, +1.0, has_nan)
+        full = self.epochs_seen >= self.J
+        if self._count is None:
+            t = self._t
+            a, b, out = t["a"], t["b"], t["ring"][slot]
+            a.copy_(new)
+            if full:  # slide: sum += x_in - x_out, sumsq += (x_in - x_out)(x_in + x_out)
+                torch.sub(a, out, out=b)
+                a.add_(out)
+                t["sum"].add_(b)
+                t["sumsq"].addcmul_(b, a)
+            else:
+                t["sum"].add_(a)
+                t["sumsq"].addcmul_(a, a)
+        else:
+            if full:
+                self._remove(self._ring[slot])
+            self._insert(row)
         self._ring[slot] = row
-        self._ring_has_nan[slot] = has_nan
         self.epochs_seen += 1
-        if self.epochs_seen >= self.J:
-            self._pending, self._pending_valid = self._window_std()
 
-    def _window_std(self) -> tuple[np.ndarray, np.ndarray]:
-        count = np.round(self._count)
-        valid = count >= 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = (self._sumsq - self._sum * self._sum / count) / (count - 1)
-        np.maximum(var, 0.0, out=var)  # running sums can dip below 0 by rounding when the values are equal
-        std = np.sqrt(var, out=var)
-        std[~valid] = 0.0
-        return std, valid.astype(np.float64)
+    def _insert(self, row: np.ndarray) -> None:
+        x = self._b
+        np.copyto(x, row)
+        seen = ~np.isnan(x)
+        x[~seen] = 0.0
+        self._count += seen
+        self._sum += x
+        x *= x
+        self._sumsq += x
+
+    def _remove(self, row: np.ndarray) -> None:
+        x = self._b
+        np.copyto(x, row)
+        seen = ~np.isnan(x)
+        x[~seen] = 0.0
+        self._count -= seen
+        self._sum -= x
+        x *= x
+        self._sumsq -= x
 
     def result(self) -> np.ndarray:
         """Dyn-Unc `U` per sample `[n]` (float64) over the epochs fed so far; needs at least `J + 1` epochs."""
@@ -108,8 +155,11 @@ class DynUncAccumulator:
                 f"Dyn-Unc with window J={self.J} needs at least J+1={self.J + 1} epochs (Eq. 3 averages K-J "
                 f"windows); only {self.epochs_seen} were recorded. Train longer or pass a smaller `window`."
             )
+        scale = 1.0 / math.sqrt(self.J - 1)
+        if self._u_windows is None:
+            return self._u_sum * (scale / self._windows)
         with np.errstate(invalid="ignore", divide="ignore"):
-            u = self._u_sum / self._u_windows
+            u = self._u_sum * scale / self._u_windows
         u[self._u_windows == 0] = np.nan
         return u
 

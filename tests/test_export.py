@@ -109,7 +109,7 @@ def test_parquet_layout_and_card_yaml(tmp_path, results):
     assert p["hf_prune_version"]
     # The body: a three-line recipe with datasets only, the method with its citation, the histogram.
     assert 'load_dataset("org/src", split="train", revision="rev-abc")' in text
-    assert 'keep = load_dataset("<repo_id>", "prune_25", split="train")["index"]' in text
+    assert 'keep = load_dataset("<repo_id>", "prune_25", split="train").with_format("numpy")["index"][:]' in text
     assert "arXiv:2306.05175" in text and "fraction **removed**" in text
     assert "images/score_histogram.png" in text and (folder / "images/score_histogram.png").stat().st_size > 1000
 
@@ -142,6 +142,9 @@ def test_plain_datasets_select_and_filter_give_the_pruned_set(tmp_path, results)
         assert source.select(keep)["file_name"] == expected
         keep_set = set(keep)
         assert source.filter(lambda _, i, s=keep_set: i in s, with_indices=True)["file_name"] == expected
+        # The card's faster form: a NumPy array of ids.
+        keep_np = load_dataset(str(folder), config, split="train", cache_dir=cache).with_format("numpy")["index"][:]
+        assert keep_np.dtype == np.int64 and source.select(keep_np)["file_name"] == expected
     # No config named: the default (first) list.
     assert list(load_dataset(str(folder), split="train", cache_dir=cache)["index"]) == results[0].kept_ids.tolist()
 
@@ -167,6 +170,11 @@ def test_load_pruned_checks_and_remaps(tmp_path, results):
     short = Dataset.from_dict({"file_name": [f"img_{i:04d}.JPEG" for i in range(N) if i != r25.kept_ids[0]]})
     with pytest.raises(ValueError, match=r"1 of the list's 45 rows are not in the source"):
         load_pruned(short, folder)
+
+    # A mirror whose key column is not unique cannot be remapped.
+    twice = Dataset.from_dict({"file_name": [f"img_{i // 2:04d}.JPEG" for i in range(2 * N)]})
+    with pytest.raises(ValueError, match=r"'file_name' column has 60 duplicate values"):
+        load_pruned(twice, folder)
 
     with pytest.warns(SourceMismatchWarning, match="revision 'rev-abc'.*you loaded 'main'"):
         load_pruned(source, folder, source_revision="main")
@@ -198,7 +206,7 @@ def test_content_key_from_an_image_column_uses_file_names(tmp_path, results):
     rows = {"image": [{"bytes": None, "path": f"/data/train/n01/img_{i:04d}.JPEG"} for i in range(N)]}
     source = Dataset.from_dict(rows, features=Features({"image": Image(decode=False)})).cast_column("image", Image())
     folder = r25.save(tmp_path / "list", source_dataset=source, content_key="image")
-    assert read_index_list(folder).content[:2] == [f"img_{i:04d}.JPEG" for i in r25.kept_ids[:2]]
+    assert read_index_list(folder).content[:2].to_pylist() == [f"img_{i:04d}.JPEG" for i in r25.kept_ids[:2]]
 
 
 def test_data_map_in_the_card_when_the_record_is_given(tmp_path, results):

@@ -97,7 +97,7 @@ def _write_parquet(path: Path, columns: dict[str, np.ndarray | list], score_dtyp
         elif name == LABEL_COLUMN:
             arrays[name] = pa.array(np.asarray(values, dtype=np.int64))
         else:
-            arrays[name] = pa.array(values, type=pa.string())
+            arrays[name] = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(
         pa.table(arrays),
@@ -118,7 +118,7 @@ class IndexList:
         index (`np.ndarray` of int64): sorted kept ids.
         scores (`np.ndarray` or `None`): score per kept id.
         labels (`np.ndarray` or `None`): label per kept id.
-        content (`list[str]` or `None`): content key per kept id (e.g. file names).
+        content (`pyarrow.Array` of strings or `None`): content key per kept id (e.g. file names).
         entry (`dict`): this config's entry of the card's `pruning.lists` (prune_ratio, kept, index_sha256...).
         pruning (`dict`): the card's whole `pruning:` block (method, source, model, epochs...).
         path (`Path`): the folder.
@@ -128,7 +128,7 @@ class IndexList:
     index: np.ndarray
     scores: np.ndarray | None
     labels: np.ndarray | None
-    content: list[str] | None
+    content: pa.Array | None
     entry: dict[str, Any]
     pruning: dict[str, Any]
     path: Path
@@ -287,7 +287,7 @@ def read_index_list(folder: str | os.PathLike, config: str | None = None) -> Ind
         index=index,
         scores=table[SCORE_COLUMN].to_numpy() if SCORE_COLUMN in table.column_names else None,
         labels=table[LABEL_COLUMN].to_numpy() if LABEL_COLUMN in table.column_names else None,
-        content=table[content_key].to_pylist() if content_key and content_key in table.column_names else None,
+        content=(table[content_key].combine_chunks() if content_key and content_key in table.column_names else None),
         entry=entry,
         pruning=pruning,
         path=folder,
@@ -344,19 +344,24 @@ def source_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def content_values(dataset, content_key: str) -> list[str]:
-    """Per-row content keys of `dataset[content_key]`, as strings; for an `Image` / `Audio` column the file's base
-    name (its `path`), read without decoding."""
+def content_values(dataset, content_key: str) -> pa.Array:
+    """Per-row content keys of `dataset[content_key]` as an Arrow string array (read column-wise, no Python loop);
+    for an `Image` / `Audio` / `Video` column, the base name of each file's `path`, read without decoding."""
+    import pyarrow.compute as pc
+
     if content_key not in dataset.column_names:
         raise ValueError(f"The dataset has no column {content_key!r} to use as content key ({dataset.column_names}).")
     feature = dataset.features[content_key]
-    kind = type(feature).__name__
-    if kind in ("Image", "Audio", "Video"):
-        column = dataset.select_columns([content_key]).cast_column(content_key, type(feature)(decode=False))
-        values = [None if v is None or not v.get("path") else os.path.basename(v["path"]) for v in column[content_key]]
-    else:
-        values = [None if v is None else str(v) for v in dataset.select_columns([content_key])[content_key]]
-    missing = sum(v is None for v in values)
+    column = dataset.select_columns([content_key])
+    is_file = type(feature).__name__ in ("Image", "Audio", "Video")
+    if is_file:
+        column = column.cast_column(content_key, type(feature)(decode=False))
+    values = column.with_format("arrow")[:][content_key].combine_chunks()
+    if is_file:
+        values = pc.replace_substring_regex(pc.struct_field(values, "path"), pattern=r"^.*[/\\]", replacement="")
+    elif not pa.types.is_string(values.type):
+        values = pc.cast(values, pa.string())
+    missing = values.null_count + (pc.sum(pc.equal(values, "")).as_py() or 0)
     if missing:
         raise ValueError(
             f"{missing} rows have no value in content key {content_key!r}; pick a column set on every row."
@@ -501,11 +506,11 @@ def save_results(
             raise ValueError("`content` needs `content_key=` (the column name to store it under).")
         if content is None:
             content = content_values(source_dataset, content_key)
+        content = pa.array(content, type=pa.string()) if not isinstance(content, pa.Array) else content
         if len(content) != n:
             raise ValueError(f"`content` has {len(content)} values; the results index {n} rows.")
         if content_key in (INDEX_COLUMN, SCORE_COLUMN, LABEL_COLUMN):
             raise ValueError(f"content_key {content_key!r} clashes with a list column; rename it.")
-        content = np.asarray(content, dtype=object)
     elif content_key is not None:
         raise ValueError("`content_key` needs `source_dataset=` (or `content=`) to read the keys from.")
 
@@ -523,7 +528,7 @@ def save_results(
             if include_labels and r.labels is not None:
                 columns[LABEL_COLUMN] = np.asarray(r.labels)[ids]
             if content is not None:
-                columns[content_key] = content[ids].tolist()
+                columns[content_key] = content.take(pa.array(ids))
             _write_parquet(tmp / data_file_for(name), columns, score_dtype)
             lists[name] = {
                 "prune_ratio": float(r.prune_ratio),

@@ -19,7 +19,7 @@ def _rows(features, idx: np.ndarray, normalize: bool, device) -> torch.Tensor:
     return x
 
 
-def iter_chunks(features, chunk_size: int = 65536, normalize: bool = False, device="cpu"):
+def iter_chunks(features, chunk_size: int = 16384, normalize: bool = False, device="cpu"):
     """Yields `(start, rows float32 [m, d])` over `features` in order, `chunk_size` rows at a time."""
     n = features.shape[0]
     for start in range(0, n, chunk_size):
@@ -111,7 +111,7 @@ def minibatch_kmeans(
 
 @torch.no_grad()
 def nearest_centre(
-    features, centres: torch.Tensor, normalize: bool = False, chunk_size: int = 65536
+    features, centres: torch.Tensor, normalize: bool = False, chunk_size: int = 16384
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre and Euclidean distance to it for every row, streamed in chunks.
 

@@ -52,7 +52,7 @@ class GraNd(Strategy):
         store = resolve_features(self._features, records[0], self.name)
         self._used_features = store
         sq = np.empty(store.num_samples)
-        chunk = 65536
+        chunk = 16384
         for start in range(0, store.num_samples, chunk):
             x = np.asarray(store.features[start : start + chunk], dtype=np.float64)
             sq[start : start + chunk] = (x * x).sum(1)

@@ -4,49 +4,50 @@ Real-world Data-efficient Deep Learning", ICLR 2023."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..features import describe_features, resolve_features
 from ..record import ScoreRecord
 from .base import Strategy, register_strategy
 
 
-CHUNK = 65536
+CHUNK = 16384  # rows per step: [16384, 768] float64 is 100 MB
 
 
 def class_centre_distances(store, labels: np.ndarray, centre: str = "mean") -> np.ndarray:
-    """Euclidean distance of every sample's features to the centre of its class, streamed in chunks (float64).
+    """Euclidean distance of every sample's features to the centre of its class, streamed in chunks.
 
-    `centre="mean"` needs one pass and `[C, d]` sums; `"median"` (the coordinate-wise median, as in the authors'
-    code) reads one class at a time.
+    `centre="mean"` needs one pass and `[C, d]` float64 sums; `"median"` (the coordinate-wise median, as in the
+    authors' code) reads one class at a time. Samples without features or label get NaN.
     """
     feats, seen = store.features, store.seen
     n, d = feats.shape
-    classes = np.unique(labels[seen & (labels >= 0)])
-    index = {int(c): i for i, c in enumerate(classes)}
-    centres = np.zeros((classes.size, d))
+    labels = np.asarray(labels)
+    valid = seen & (labels >= 0)
+    classes = np.unique(labels[valid])
+    centres = torch.zeros(classes.size, d, dtype=torch.float64)
     if centre == "mean":
-        counts = np.zeros(classes.size)
+        counts = torch.zeros(classes.size, dtype=torch.float64)
         for start in range(0, n, CHUNK):
-            x = np.asarray(feats[start : start + CHUNK], dtype=np.float64)
-            lab, ok = labels[start : start + CHUNK], seen[start : start + CHUNK] & (labels[start : start + CHUNK] >= 0)
-            pos = np.array([index[int(c)] for c in lab[ok]], dtype=np.int64)
-            np.add.at(centres, pos, x[ok])
-            counts += np.bincount(pos, minlength=classes.size)
-        centres /= np.maximum(counts, 1)[:, None]
+            ok = valid[start : start + CHUNK]
+            x = torch.from_numpy(np.asarray(feats[start : start + CHUNK][ok], dtype=np.float64))
+            pos = torch.from_numpy(np.searchsorted(classes, labels[start : start + CHUNK][ok]))
+            centres.index_add_(0, pos, x)
+            counts += torch.bincount(pos, minlength=classes.size).double()
+        centres /= counts.clamp(min=1).unsqueeze(1)
     elif centre == "median":
-        for c, i in index.items():
-            members = np.flatnonzero(seen & (labels == c))
-            centres[i] = np.median(np.asarray(feats[members], dtype=np.float64), axis=0)
+        for i, c in enumerate(classes):
+            members = np.flatnonzero(valid & (labels == c))
+            centres[i] = torch.from_numpy(np.median(np.asarray(feats[members], dtype=np.float64), axis=0))
     else:
         raise ValueError(f"centre must be 'mean' or 'median'; got {centre!r}.")
     dist = np.full(n, np.nan)
     for start in range(0, n, CHUNK):
-        x = np.asarray(feats[start : start + CHUNK], dtype=np.float64)
-        lab, ok = labels[start : start + CHUNK], seen[start : start + CHUNK] & (labels[start : start + CHUNK] >= 0)
-        pos = np.array([index[int(c)] for c in lab[ok]], dtype=np.int64)
-        block = np.full(x.shape[0], np.nan)
-        block[ok] = np.linalg.norm(x[ok] - centres[pos], axis=1)
-        dist[start : start + CHUNK] = block
+        ok = valid[start : start + CHUNK]
+        x = torch.from_numpy(np.asarray(feats[start : start + CHUNK][ok], dtype=np.float64))
+        pos = torch.from_numpy(np.searchsorted(classes, labels[start : start + CHUNK][ok]))
+        block = dist[start : start + CHUNK]
+        block[ok] = (x - centres[pos]).norm(dim=1).numpy()
     return dist
 
 

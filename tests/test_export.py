@@ -163,8 +163,11 @@ def test_load_pruned_checks_and_remaps(tmp_path, results):
 
     # A mirror in another order (and with a few extra rows): remapped by file name, with a warning for the count.
     mirror = Dataset.from_dict({"file_name": [f"img_{i:04d}.JPEG" for i in range(N + 5)][::-1]})
-    with pytest.warns(SourceMismatchWarning, match="65 rows.*made on 60.*remapped"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         remapped = load_pruned(mirror, folder)
+    messages = [str(w.message) for w in caught if w.category is SourceMismatchWarning]
+    assert any("65 rows, the list was made on 60" in m and "remapped" in m for m in messages)
     assert sorted(remapped["file_name"]) == sorted(pruned["file_name"])
     # A mirror missing rows the list keeps is refused.
     short = Dataset.from_dict({"file_name": [f"img_{i:04d}.JPEG" for i in range(N) if i != r25.kept_ids[0]]})
@@ -207,6 +210,17 @@ def test_content_key_from_an_image_column_uses_file_names(tmp_path, results):
     source = Dataset.from_dict(rows, features=Features({"image": Image(decode=False)})).cast_column("image", Image())
     folder = r25.save(tmp_path / "list", source_dataset=source, content_key="image")
     assert read_index_list(folder).content[:2].to_pylist() == [f"img_{i:04d}.JPEG" for i in r25.kept_ids[:2]]
+
+
+def test_card_of_another_method_states_its_selection(tmp_path):
+    record = ScoreRecord.from_arrays(
+        {"correct": (np.random.default_rng(1).random((6, N)) > 0.5).astype(np.float32)}, labels=np.arange(N) % 4
+    )
+    result = get_strategy("forgetting").select(record, prune_ratio=0.5, class_balanced=True, keep="low")
+    _, text = _yaml(result.save(tmp_path / "list"))
+    assert "## Method: Forgetting events" in text and "toneva2019empirical" in text
+    assert "Toneva et al. 2019" in text  # the strategy's own docstring describes it
+    assert "keeps the rows with the **lowest** `score`, removing the same fraction from each class" in text
 
 
 def test_data_map_in_the_card_when_the_record_is_given(tmp_path, results):

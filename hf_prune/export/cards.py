@@ -7,6 +7,7 @@ top-level `model_cards/` folder in a checkout.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Sequence
@@ -47,11 +48,35 @@ class MethodInfo:
 
     title: str
     description: str
-    keeps: str = ""
     score_name: str = "the method's score"
     citation: str = ""
 
 
+def _bib(kind: str, key: str, **fields: str) -> str:
+    width = max(len(k) for k in fields)
+    body = ",\n".join(f"  {k:<{width}} = {{{v}}}" for k, v in fields.items())
+    return f"@{kind}{{{key},\n{body}\n}}"
+
+
+_PAUL = _bib(
+    "inproceedings",
+    "paul2021deep",
+    title="Deep Learning on a Data Diet: Finding Important Examples Early in Training",
+    author="Paul, Mansheej and Ganguli, Surya and Dziugaite, Gintare Karolina",
+    booktitle="Advances in Neural Information Processing Systems",
+    year="2021",
+)
+_CARTOGRAPHY = _bib(
+    "inproceedings",
+    "swayamdipta2020dataset",
+    title="Dataset Cartography: Mapping and Diagnosing Datasets with Training Dynamics",
+    author="Swayamdipta, Swabha and Schwartz, Roy and Lourie, Nicholas and Wang, Yizhong and Hajishirzi, Hannaneh"
+    " and Smith, Noah A. and Choi, Yejin",
+    booktitle="Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing",
+    year="2020",
+)
+
+# Curated card text; methods not listed here use their strategy's docstring (first paragraph) as description.
 METHODS: dict[str, MethodInfo] = {
     "dyn_unc": MethodInfo(
         title="Dynamic Uncertainty (Dyn-Unc)",
@@ -62,73 +87,131 @@ METHODS: dict[str, MethodInfo] = {
             "(Eq. 2-3: `K - J` windows over `K` recorded epochs). Easy samples (always right) and hard or "
             "mislabeled ones (always wrong) vary little and are removed first."
         ),
-        keeps="the rows with the **highest** uncertainty",
-        score_name="Dyn-Unc uncertainty `U`, higher = kept first",
-        citation=(
-            "@article{he2023large,\n"
-            "  title   = {Large-scale Dataset Pruning with Dynamic Uncertainty},\n"
-            "  author  = {He, Muyang and Yang, Shuo and Huang, Tiejun and Zhao, Bo},\n"
-            "  journal = {arXiv preprint arXiv:2306.05175},\n"
-            "  year    = {2023}\n"
-            "}"
+        score_name="Dyn-Unc uncertainty `U`",
+        citation=_bib(
+            "article",
+            "he2023large",
+            title="Large-scale Dataset Pruning with Dynamic Uncertainty",
+            author="He, Muyang and Yang, Shuo and Huang, Tiejun and Zhao, Bo",
+            journal="arXiv preprint arXiv:2306.05175",
+            year="2023",
         ),
     ),
-    "forgetting": MethodInfo(
-        title="Forgetting events",
-        description=(
-            "Toneva et al. (2019) count how often a sample goes from correctly to incorrectly classified between "
-            "consecutive epochs. Samples never forgotten are the easiest and are removed first."
-        ),
-        keeps="the rows forgotten most often",
-        score_name="number of forgetting events",
-        citation=(
-            "@inproceedings{toneva2019empirical,\n"
-            "  title     = {An Empirical Study of Example Forgetting during Deep Neural Network Learning},\n"
-            "  author    = {Toneva, Mariya and Sordoni, Alessandro and Combes, Remi Tachet des and Trischler, Adam"
-            " and Bengio, Yoshua and Gordon, Geoffrey J.},\n"
-            "  booktitle = {International Conference on Learning Representations},\n"
-            "  year      = {2019}\n"
-            "}"
+}
+_TITLES_AND_CITATIONS: dict[str, tuple[str, str]] = {
+    "forgetting": (
+        "Forgetting events",
+        _bib(
+            "inproceedings",
+            "toneva2019empirical",
+            title="An Empirical Study of Example Forgetting during Deep Neural Network Learning",
+            author="Toneva, Mariya and Sordoni, Alessandro and Combes, Remi Tachet des and Trischler, Adam and "
+            "Bengio, Yoshua and Gordon, Geoffrey J.",
+            booktitle="International Conference on Learning Representations",
+            year="2019",
         ),
     ),
-    "el2n": MethodInfo(
-        title="EL2N",
-        description=(
-            "Paul et al. (2021) score each sample by the L2 norm of the error vector, softmax output minus one-hot "
-            "label, early in training. Low scores are easy samples and are removed first."
-        ),
-        keeps="the rows with the highest error norm",
-        score_name="EL2N score",
-        citation=(
-            "@inproceedings{paul2021deep,\n"
-            "  title     = {Deep Learning on a Data Diet: Finding Important Examples Early in Training},\n"
-            "  author    = {Paul, Mansheej and Ganguli, Surya and Dziugaite, Gintare Karolina},\n"
-            "  booktitle = {Advances in Neural Information Processing Systems},\n"
-            "  year      = {2021}\n"
-            "}"
+    "el2n": ("EL2N", _PAUL),
+    "grand": ("GraNd", _PAUL),
+    "aum": (
+        "Area Under the Margin (AUM)",
+        _bib(
+            "inproceedings",
+            "pleiss2020identifying",
+            title="Identifying Mislabeled Data using the Area Under the Margin Ranking",
+            author="Pleiss, Geoff and Zhang, Tianyi and Elenberg, Ethan and Weinberger, Kilian Q.",
+            booktitle="Advances in Neural Information Processing Systems",
+            year="2020",
         ),
     ),
-    "random": MethodInfo(
-        title="Random pruning",
-        description="Rows are removed uniformly at random: the baseline every pruning method must beat.",
-        keeps="a uniform random subset",
-        score_name="random key",
+    "cartography": ("Dataset cartography", _CARTOGRAPHY),
+    "static_uncertainty": ("Static uncertainty", _CARTOGRAPHY),
+    "entropy": (
+        "Prediction entropy",
+        _bib(
+            "inproceedings",
+            "coleman2020selection",
+            title="Selection via Proxy: Efficient Data Selection for Deep Learning",
+            author="Coleman, Cody and Yeh, Christopher and Mussmann, Stephen and Mirzasoleiman, Baharan and "
+            "Bailis, Peter and Liang, Percy and Leskovec, Jure and Zaharia, Matei",
+            booktitle="International Conference on Learning Representations",
+            year="2020",
+        ),
     ),
+    "ccs": (
+        "Coverage-centric coreset selection (CCS)",
+        _bib(
+            "inproceedings",
+            "zheng2023coverage",
+            title="Coverage-centric Coreset Selection for High Pruning Rates",
+            author="Zheng, Haizhong and Liu, Rui and Lai, Fan and Prakash, Atul",
+            booktitle="International Conference on Learning Representations",
+            year="2023",
+        ),
+    ),
+    "moderate": (
+        "Moderate coreset (Moderate-DS)",
+        _bib(
+            "inproceedings",
+            "xia2023moderate",
+            title="Moderate Coreset: A Universal Method of Data Selection for Real-world Data-efficient Deep Learning",
+            author="Xia, Xiaobo and Liu, Jiale and Yu, Jun and Shen, Xu and Han, Bo and Liu, Tongliang",
+            booktitle="International Conference on Learning Representations",
+            year="2023",
+        ),
+    ),
+    "ssp": (
+        "Self-supervised prototypes (SSP)",
+        _bib(
+            "inproceedings",
+            "sorscher2022beyond",
+            title="Beyond neural scaling laws: beating power law scaling via data pruning",
+            author="Sorscher, Ben and Geirhos, Robert and Shekhar, Shashank and Ganguli, Surya and Morcos, Ari S.",
+            booktitle="Advances in Neural Information Processing Systems",
+            year="2022",
+        ),
+    ),
+    "random": ("Random pruning", ""),
 }
 
 
 def method_info(method: str) -> MethodInfo:
-    """Card text for `method`; unknown methods fall back to the strategy registry's one-line summary."""
+    """Card text for `method`: curated for Dyn-Unc; for the other registered strategies, the first paragraph of
+    their docstring with the paper's citation; for unknown names, a generic line."""
     if method in METHODS:
         return METHODS[method]
-    summary = ""
+    title, citation = _TITLES_AND_CITATIONS.get(method, (f"`{method}`", ""))
+    description = ""
     try:
-        from ..strategies import list_strategies
+        from ..strategies.base import _REGISTRY
 
-        summary = list_strategies().get(method, "")
+        cls = _REGISTRY.get(method)
+        doc = inspect.getdoc(cls) if cls is not None else None
+        if doc:
+            description = " ".join(doc.split("\n\n")[0].split())
     except ImportError:  # pragma: no cover - the registry is part of the package
         pass
-    return MethodInfo(title=f"`{method}`", description=summary or f"The `{method}` pruning strategy of hf_prune.")
+    return MethodInfo(
+        title=title,
+        description=description or f"The `{method}` pruning strategy of hf_prune.",
+        score_name=f"the {title} score",
+        citation=citation,
+    )
+
+
+def selection_text(params: dict[str, Any]) -> str:
+    """How the kept rows were chosen from the scores, from a result's `params` (keep, selection, class_balanced)."""
+    end = "highest" if params.get("keep", "high") == "high" else "lowest"
+    if params.get("selection") == "ccs":
+        text = (
+            f"a coverage-centric (CCS, Zheng et al. 2023) stratified sample over the `score`, after dropping the "
+            f"hardest end (the {end} scores)"
+        )
+    else:
+        text = f"the rows with the **{end}** `score`"
+    if params.get("class_balanced"):
+        text += ", removing the same fraction from each class"
+    return text
 
 
 def template_path(name: str) -> Path:
@@ -267,6 +350,7 @@ def render_dataset_card(
         has_labels=any(r.labels is not None for r in results),
         content_key=content_key,
         images=list(images),
+        selection=selection_text(pruning["params"]),
         params_json=json.dumps(pruning["params"], sort_keys=True),
     )
 

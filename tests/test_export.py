@@ -73,8 +73,9 @@ def test_config_names_and_checksum_definition():
 
 def test_parquet_layout_and_card_yaml(tmp_path, results):
     r25, _ = results
+    source = _source()
     folder = r25.save(
-        tmp_path / "list", source=("org/src", "train", "rev-abc"), source_dataset=_source(), content_key="file_name"
+        tmp_path / "list", source=("org/src", "train", "rev-abc"), source_dataset=source, content_key="file_name"
     )
     table = pq.read_table(folder / "data/prune_25/train-00000-of-00001.parquet")
     assert table.column_names == ["index", "score", "label", "file_name"]
@@ -101,7 +102,7 @@ def test_parquet_layout_and_card_yaml(tmp_path, results):
         "split": "train",
         "revision": "rev-abc",
         "num_rows": N,
-        "fingerprint": "fp-train",
+        "fingerprint": source._fingerprint,  # the source split's, over the training set's ("fp-train")
     }
     assert p["model"] == "tiny-swin" and p["epochs"] == 10 and p["window"] == 4 and p["seed"] == 11
     assert p["params"]["window"] == 4 and p["content_key"] == "file_name"
@@ -151,13 +152,12 @@ def test_plain_datasets_select_and_filter_give_the_pruned_set(tmp_path, results)
 
 def test_load_pruned_checks_and_remaps(tmp_path, results):
     r25, _ = results
-    folder = r25.save(
-        tmp_path / "list", source=("org/src", "train", "rev-abc"), source_dataset=_source(), content_key="file_name"
-    )
     source = _source()
+    folder = r25.save(
+        tmp_path / "list", source=("org/src", "train", "rev-abc"), source_dataset=source, content_key="file_name"
+    )
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # same fingerprint, no revision given: silent
-        source._fingerprint = "fp-train"
+        warnings.simplefilter("error")  # the same dataset (fingerprint), no revision to compare: silent
         pruned = load_pruned(source, folder)
     assert pruned["file_name"] == [f"img_{i:04d}.JPEG" for i in r25.kept_ids]
 
@@ -181,9 +181,31 @@ def test_load_pruned_checks_and_remaps(tmp_path, results):
 
     with pytest.warns(SourceMismatchWarning, match="revision 'rev-abc'.*you loaded 'main'"):
         load_pruned(source, folder, source_revision="main")
+    folder_fingerprint = source._fingerprint
     source._fingerprint = "other-fp"
-    with pytest.warns(SourceMismatchWarning, match="fingerprint other-fp differs .*fp-train"):
+    with pytest.warns(SourceMismatchWarning, match=f"fingerprint other-fp differs .*{folder_fingerprint}"):
         load_pruned(source, folder)
+
+
+def _hub_cached(dataset, root, commit):
+    """`dataset` written where `load_dataset` caches a Hub split loaded at `commit`."""
+    path = root / "org___src" / "default" / "0.0.0" / commit / "src-train.arrow"
+    path.parent.mkdir(parents=True)
+    return dataset.flatten_indices(cache_file_name=str(path))
+
+
+def test_source_revision_inferred_from_a_hub_cached_split(tmp_path, results):
+    r25, _ = results
+    loaded = _hub_cached(_source().select(range(N)), tmp_path / "cache_a", "a" * 40)
+    folder = r25.save(tmp_path / "list", source="org/src", source_dataset=loaded)
+    meta, _ = _yaml(folder)
+    assert meta["pruning"]["source"]["revision"] == "a" * 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_pruned(loaded, folder)) == 45
+    newer = _hub_cached(_source().select(range(N)), tmp_path / "cache_b", "b" * 40)
+    with pytest.warns(SourceMismatchWarning, match=f"made on revision '{'a' * 40}'.*you loaded '{'b' * 40}'"):
+        load_pruned(newer, folder)
 
 
 def test_load_pruned_refuses_wrong_length_and_bad_checksum(tmp_path, results):

@@ -321,8 +321,32 @@ def normalize_source(source: Any, num_samples: int) -> dict[str, Any]:
     if out["num_rows"] is not None and int(out["num_rows"]) != num_samples:
         raise ValueError(f"`source` says num_rows={out['num_rows']} but the result indexes {num_samples} rows.")
     out["num_rows"] = int(num_samples)
-    out["split"] = out["split"] or SPLIT
     return out
+
+
+_HUB_CACHE_PATH = re.compile(r"[/\\]\d+\.\d+\.\d+[/\\]([0-9a-f]{40})[/\\][^/\\]+\.arrow$")
+
+
+def infer_source(dataset) -> dict[str, Any]:
+    """What a `datasets.Dataset` says about where it came from: its split, its config and, for a split loaded from
+    the Hub with `load_dataset`, the commit it was loaded at (`datasets` caches it under `.../<version>/<commit>/`).
+    The repo id is not inferred: the cache folder holds a normalized name, not the id."""
+    found: dict[str, Any] = {}
+    split = getattr(dataset, "split", None)
+    if split is not None:
+        found["split"] = str(split)
+    info = getattr(dataset, "info", None)
+    if info is not None and getattr(info, "config_name", None):
+        found["config"] = info.config_name
+    for cache_file in getattr(dataset, "cache_files", None) or []:
+        match = _HUB_CACHE_PATH.search(str(cache_file.get("filename", "")))
+        if match:
+            found["revision"] = match.group(1)
+            break
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    if fingerprint:
+        found["fingerprint"] = fingerprint
+    return found
 
 
 def source_from_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -492,15 +516,15 @@ def save_results(
         raise ValueError(f"score_dtype must be 'float32' or 'float64'; got {score_dtype!r}.")
     first = results[0]
     n = first.num_samples
+    # What is known about the source, weakest first: the results' provenance, the source dataset, `source=`.
     src = source_from_provenance(first.provenance)
-    given = normalize_source(source, n)
-    src.update({k: v for k, v in given.items() if v is not None})
-    src = normalize_source({k: src.get(k) for k in given}, n)
     if source_dataset is not None:
         if len(source_dataset) != n:
             raise ValueError(f"`source_dataset` has {len(source_dataset)} rows; the results index {n}.")
-        if src.get("fingerprint") is None:
-            src["fingerprint"] = getattr(source_dataset, "_fingerprint", None)
+        src.update(infer_source(source_dataset))
+    src.update({k: v for k, v in normalize_source(source, n).items() if v is not None})
+    src = normalize_source({k: v for k, v in src.items() if k != "num_rows"}, n)
+    src["split"] = src["split"] or SPLIT
     if content is not None or source_dataset is not None and content_key is not None:
         if content_key is None:
             raise ValueError("`content` needs `content_key=` (the column name to store it under).")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .hub import fetch_index_folder
-from .index_list import IndexList, content_values, read_index_list
+from .index_list import IndexList, content_values, infer_source, read_index_list
 
 
 class SourceMismatchWarning(UserWarning):
@@ -75,7 +75,8 @@ def load_pruned(
         token (`str`, *optional*):
             Hub token for private repos.
         source_revision (`str`, *optional*):
-            The revision of the source you loaded; compared with the one recorded in the card.
+            The revision of the source you loaded, compared with the one recorded in the card; by default the commit
+            a split loaded from the Hub with `load_dataset` was cached at.
 
     Returns:
         `datasets.Dataset`: `source_dataset.select(kept rows)`.
@@ -120,6 +121,8 @@ def load_pruned(
             stacklevel=2,
         )
     recorded_rev = src.get("revision")
+    if source_revision is None:
+        source_revision = infer_source(source_dataset).get("revision")  # the commit a Hub split was loaded at
     if source_revision is not None and recorded_rev is not None and source_revision != recorded_rev:
         warnings.warn(
             f"{where}: the list was made on revision {recorded_rev!r} of {src.get('repo_id')}, you loaded "

@@ -492,7 +492,6 @@ def model_card(
     if index_config is None and prune_ratio is not None:
         index_config = config_name_for(prune_ratio)
     info = method_info(method) if method else MethodInfo(title="a pruning method", description="")
-    source_name = source or "the source dataset"
     eval_results = None
     if accuracy is not None and source and eval_split:
         eval_results = [
@@ -505,7 +504,8 @@ def model_card(
                 metric_value=float(accuracy),
             )
         ]
-    title = model_name or f"Model trained on {source_name.split('/')[-1]} pruned with {info.title}"
+    trained_on = source.split("/")[-1] if source else "a training set"
+    title = model_name or f"Model trained on {trained_on} pruned with {info.title}"
     card_data = ModelCardData(
         model_name=title if eval_results else model_name,
         base_model=base_model,
@@ -526,7 +526,7 @@ def model_card(
         card_data,
         template_path=str(template_path(MODEL_CARD_TEMPLATE)),
         title=title,
-        source_name=source_name,
+        source=source,
         source_split=source_split,
         index_repo_id=index_repo_id,
         index_url=f"{ENDPOINT}/datasets/{index_repo_id}",

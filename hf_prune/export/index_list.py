@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,6 +41,8 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     from ..result import PruneResult
 
+
+logger = logging.getLogger(__name__)
 
 INDEX_COLUMN = "index"
 SCORE_COLUMN = "score"
@@ -525,6 +528,11 @@ def save_results(
     src.update({k: v for k, v in normalize_source(source, n).items() if v is not None})
     src = normalize_source({k: v for k, v in src.items() if k != "num_rows"}, n)
     src["split"] = src["split"] or SPLIT
+    if not src.get("repo_id"):
+        logger.warning(
+            "The index list does not say which dataset its ids index (no source repo id in the results' provenance). "
+            "Pass `source=(repo_id, split, revision)` so the card can show how to apply it."
+        )
     if content is not None or source_dataset is not None and content_key is not None:
         if content_key is None:
             raise ValueError("`content` needs `content_key=` (the column name to store it under).")

@@ -246,7 +246,8 @@ def fetch_index_folder(
         raise PermissionError(f"{where} is gated on {_endpoint()}: request access, then pass a token.") from err
     except RepositoryNotFoundError as err:
         raise FileNotFoundError(
-            f"No dataset repo {repo_id!r} on {_endpoint()} (or it is private and the token cannot see it)."
+            f"No dataset repo {repo_id!r} on {_endpoint()} (or it is private and the token cannot see it), and no "
+            "local folder of that name."
         ) from err
     except RevisionNotFoundError as err:
         raise FileNotFoundError(f"The dataset repo {repo_id!r} has no revision {revision!r}.") from err

@@ -18,7 +18,7 @@ from .cards import (
     render_dataset_card,
     template_path,
 )
-from .hub import HubPushError, fetch_index_folder, push_folder_to_hub, validate_folder
+from .hub import HubPushError, fetch_index_folder, push_folder_to_hub, push_results_to_hub, validate_folder
 from .index_list import (
     CHECKSUM_DEFINITION,
     IndexList,
@@ -28,35 +28,6 @@ from .index_list import (
     save_results,
 )
 from .loading import SourceMismatchWarning, load_pruned
-
-
-def push_results_to_hub(
-    results,
-    repo_id: str,
-    private: bool = False,
-    token: str | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    *,
-    tag: str | None = None,
-    **save_kwargs,
-) -> str:
-    """Saves several ratios of one run (`save_results`) to a temporary folder and pushes it as one dataset repo.
-
-    Args:
-        results (list of `PruneResult`): the lists, the first being the default config.
-        repo_id (`str`): dataset repo id.
-        save_kwargs: passed to `save_results` (`source=`, `content_key=`, `source_dataset=`, `license=`...).
-
-    Returns:
-        `str`: the commit URL.
-    """
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory(prefix="hf_prune_export_") as tmp:
-        folder = save_results(results, Path(tmp) / "list", repo_id=repo_id, **save_kwargs)
-        return push_folder_to_hub(folder, repo_id, private, token, revision, commit_message, tag=tag)
 
 
 __all__ = [

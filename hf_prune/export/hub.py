@@ -17,6 +17,7 @@ from .index_list import (
     looks_like_repo_id,
     read_card_metadata,
     read_index_list,
+    save_results,
 )
 
 
@@ -198,6 +199,46 @@ def push_folder_to_hub(
                 pass
             raise HubPushError(f"Pushing {folder} to {repo_id} on {_endpoint()} failed: {err}") from err
     return commit.commit_url
+
+
+def push_results_to_hub(
+    results,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    *,
+    tag: str | None = None,
+    **save_kwargs,
+) -> str:
+    """Saves several ratios of one run (`save_results`) to a temporary folder and pushes it as one dataset repo,
+    one config per ratio under one card (`push_folder_to_hub`: validated first, one commit).
+
+    Args:
+        results (`PruneResult` or list of `PruneResult`):
+            The lists, all from one run; the first is the default config.
+        repo_id (`str`):
+            Dataset repo id.
+        private, token, revision, commit_message, tag:
+            As in `push_folder_to_hub`.
+        save_kwargs:
+            Passed to `save_results` (`source=`, `source_dataset=`, `content_key=`, `record=`, `license=`...).
+
+    Returns:
+        `str`: the commit URL.
+
+    Example:
+
+    ```python
+    >>> from hf_prune.export import push_results_to_hub
+    >>> results = [strategy.select(record, prune_ratio=r) for r in (0.25, 0.5)]
+    >>> push_results_to_hub(results, "org/imagenet-1k-dyn-unc", source=("ILSVRC/imagenet-1k", "train"))
+    ```
+    """
+    with tempfile.TemporaryDirectory(prefix="hf_prune_export_") as tmp:
+        folder = save_results(results, Path(tmp) / "list", repo_id=repo_id, **save_kwargs)
+        return push_folder_to_hub(folder, repo_id, private, token, revision, commit_message, tag=tag)
 
 
 def fetch_index_folder(

@@ -46,7 +46,7 @@ from huggingface_hub import HfApi
 api = HfApi()
 
 # 1. One result, repo id alone: create_repo + upload_folder, one commit; the URL of that commit comes back.
-url = r25.push_to_hub("testuser/src-dyn-unc", source=("testuser/src", "train", "v0"), tag="v1")
+url = r25.push_to_hub("testuser/src-dyn-unc", source=("testuser/src", "train", "v0"), tag="v1", plot=False)
 commits = api.list_repo_commits("testuser/src-dyn-unc", repo_type="dataset")
 out["url"], out["commits"], out["head"] = url, len(commits), commits[0].commit_id
 
@@ -73,11 +73,16 @@ with warnings.catch_warnings(record=True) as caught:
 out["v1_warnings"] = [str(w.message) for w in caught]
 out["ds_config_50"] = len(load_dataset("testuser/src-dyn-unc", "prune_50", split="train")) == r50.num_kept
 
-# 4. A branch revision is created and committed to; main is untouched.
-r50.push_to_hub("testuser/src-dyn-unc", revision="dev")
+# 4. A private repo with every row's score: PruneResult.load from the Hub restores removed rows' scores too.
+r25.push_to_hub("testuser/private-list", private=True, all_scores=True, score_dtype="float64", plot=False)
+out["private"] = api.dataset_info("testuser/private-list").private
+out["all_scores"] = bool(np.array_equal(PruneResult.load("testuser/private-list").scores, r25.scores))
+
+# 5. A branch revision is created and committed to; main is untouched.
+r50.push_to_hub("testuser/src-dyn-unc", revision="dev", plot=False)
 out["dev"] = PruneResult.load("testuser/src-dyn-unc", revision="dev").prune_ratio
 
-# 5. Errors: missing repo / revision, wrong source length, existing tag.
+# 6. Errors: missing repo / revision, wrong source length, existing tag.
 def error(fn):
     try:
         fn()
@@ -90,7 +95,7 @@ out["short_source"] = error(lambda: load_pruned(Dataset.from_dict({"x": list(ran
 out["tag_exists"] = error(lambda: r25.push_to_hub("testuser/src-dyn-unc", tag="v1"))
 out["other_namespace"] = error(lambda: r25.push_to_hub("someone-else/list"))
 
-# 6. A failed commit after the repo was created leaves no repo behind.
+# 7. A failed commit after the repo was created leaves no repo behind.
 real_upload = HfApi.upload_folder
 def broken_upload(self, **kwargs):
     raise OSError("connection reset while uploading")
@@ -99,7 +104,7 @@ out["broken_upload"] = error(lambda: r25.push_to_hub("testuser/rolled-back"))
 HfApi.upload_folder = real_upload
 out["rolled_back_exists"] = api.repo_exists("testuser/rolled-back", repo_type="dataset")
 
-# 7. A wrong token (argument or HF_TOKEN) and no token at all: refused before anything is created.
+# 8. A wrong token (argument or HF_TOKEN) and no token at all: refused before anything is created.
 import os
 r25.save("bad-token-list")
 out["bad_token"] = error(lambda: push_folder_to_hub("bad-token-list", "testuser/list", token="hf_wrong"))
@@ -109,7 +114,7 @@ del os.environ["HF_TOKEN"]
 out["no_token"] = error(lambda: push_folder_to_hub("bad-token-list", "testuser/list"))
 os.environ["HF_TOKEN"] = "hf_test_token"
 
-# 8. The model card of a model trained on the list, pushed to a model repo.
+# 9. The model card of a model trained on the list, pushed to a model repo.
 api.create_repo("testuser/tiny-pruned")
 card = model_card("testuser/src-dyn-unc", result=r25, source="testuser/src", accuracy=0.9, full_accuracy=0.91,
                   eval_split="test")
@@ -126,6 +131,7 @@ print(json.dumps(out))
     assert out["main_warnings"] == []  # no recorded revision on main: nothing to compare
     assert len(out["v1_warnings"]) == 1 and "revision 'v0'" in out["v1_warnings"][0]
     assert out["dev"] == 0.5
+    assert out["private"] is True and out["all_scores"] is True
     assert out["missing_repo"].startswith("FileNotFoundError: No dataset repo 'testuser/nope' on http://127.0.0.1")
     assert "has no revision 'v9'" in out["missing_rev"]
     assert "source dataset has 77 rows but the list was made on 80 rows" in out["short_source"]

@@ -12,6 +12,7 @@ from .index_list import (
     DATA_DIR,
     IMAGES_DIR,
     PROVENANCE_FILE,
+    SCORES_CONFIG,
     config_data_patterns,
     list_configs,
     looks_like_repo_id,
@@ -236,6 +237,10 @@ def push_results_to_hub(
     >>> push_results_to_hub(results, "org/imagenet-1k-dyn-unc", source=("ILSVRC/imagenet-1k", "train"))
     ```
     """
+    from huggingface_hub import HfApi
+
+    # Fail fast on the token and namespace before writing (an ImageNet list takes a second or two to save).
+    _check_token(HfApi(token=token), token, repo_id.split("/")[0] if "/" in repo_id else None)
     with tempfile.TemporaryDirectory(prefix="hf_prune_export_") as tmp:
         folder = save_results(results, Path(tmp) / "list", repo_id=repo_id, **save_kwargs)
         return push_folder_to_hub(folder, repo_id, private, token, revision, commit_message, tag=tag)
@@ -280,6 +285,8 @@ def fetch_index_folder(
 
         config = choose_config(metadata, config, where)
         patterns = [CARD_FILE, PROVENANCE_FILE, *config_data_patterns(metadata, config)]
+        if any(c.get("config_name") == SCORES_CONFIG for c in metadata.get("configs") or []):
+            patterns += config_data_patterns(metadata, SCORES_CONFIG)  # every row's score, for `PruneResult.load`
         return Path(
             snapshot_download(repo_id, repo_type="dataset", revision=commit, allow_patterns=patterns, token=token)
         )

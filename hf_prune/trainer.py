@@ -60,6 +60,7 @@ class PruningArguments(TrainingArguments):
       its time counts); `"train_loss"`: the free training losses of the samples seen (unseen keep their last score).
     - **dynamic_alpha**, **dynamic_epsilon**, **dynamic_c** -- EMA weight (Eq. 2), exploration share (epsilon-greedy),
       variance weight (UCB, Eq. 4).
+    - **dynamic_class_balanced** -- rank within every class (EMA-based policies).
     - **infobatch_delta**, **infobatch_max_ratio** -- InfoBatch: share of the epochs that prune, bound on `r`.
     - **dynamic_round_to_batches** -- round the kept count up to a multiple of `world_size x per_device batch`, so
       every selected sample is used exactly once per epoch with no padding.
@@ -121,6 +122,13 @@ class PruningArguments(TrainingArguments):
         default=0.1, metadata={"help": "epsilon_greedy: share of the kept samples drawn at random, in [0, 1]."}
     )
     dynamic_c: float = field(default=1.0, metadata={"help": "ucb: weight c of the running variance (Eq. 4), >= 0."})
+    dynamic_class_balanced: bool = field(
+        default=False,
+        metadata={
+            "help": "uncertainty_ema / epsilon_greedy / ucb: rank within every class so each keeps its share of the "
+            "selection (an addition to Raju et al.; stops a loss ranking from dropping whole classes early on)."
+        },
+    )
     infobatch_delta: float = field(
         default=0.875,
         metadata={"help": "infobatch: pruning stops at epoch floor(delta * num_train_epochs) (annealing), in (0, 1]."},

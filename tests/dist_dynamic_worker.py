@@ -7,9 +7,12 @@ import json
 import sys
 
 import numpy as np
+import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader
 
 from hf_prune import PruningArguments, PruningTrainer
+from hf_prune.dynamic import DynamicPruningDataset, get_policy
 from tests.trainer_utils import collate, small_image_dataset, timm_model
 
 
@@ -56,14 +59,41 @@ def run(out, name, n, **dynamic):
     with open(f"{out}.{name}.rank{result['rank']}.json", "w") as f:
         json.dump(result, f)
     trainer.accelerator.wait_for_everyone()
+    return trainer.accelerator
+
+
+def view_run(out, accelerator):
+    """The IterableDataset view in a plain Accelerate loop: 101 rows, UCB at 50 %, 56 = 7 x (2 x 4) per epoch."""
+    ds = small_image_dataset(101)
+    view = DynamicPruningDataset(ds, get_policy("ucb", prune_ratio=0.5), seed=0, multiple_of=2 * 4)
+
+    def collate_with_ids(rows):
+        batch = collate(rows)
+        batch["sample_id"] = torch.tensor([r["sample_id"] for r in rows])
+        return batch
+
+    loader = accelerator.prepare(DataLoader(view, batch_size=4, collate_fn=collate_with_ids))
+    epochs = {}
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        ids = []
+        for batch in loader:
+            ids += batch["sample_id"].tolist()
+            losses = torch.rand(batch["sample_id"].shape[0])  # differs per rank; the gathered values do not
+            view.update(*accelerator.gather((batch["sample_id"], losses)))
+        epochs[str(epoch)] = {"ids": ids, "order": view.sampler.indices().tolist(), "len": len(view)}
+    with open(f"{out}.view.rank{accelerator.process_index}.json", "w") as f:
+        json.dump(epochs, f)
+    accelerator.wait_for_everyone()
 
 
 def main(out):
     # UCB with a scoring pass: rounded to a multiple of 2 x 4 -> exactly once, no padding.
     run(out, "ucb", 101, dynamic_policy="ucb", dynamic_prune_ratio=0.5, dynamic_scoring="pass")
     # InfoBatch on training losses, not rounded: k = 71, accelerate pads with the first ids of the epoch's order.
-    run(out, "infobatch", 101, dynamic_policy="infobatch", dynamic_prune_ratio=0.3, dynamic_scoring="train_loss",
+    accelerator = run(out, "infobatch", 101, dynamic_policy="infobatch", dynamic_prune_ratio=0.3, dynamic_scoring="train_loss",
         dynamic_round_to_batches=False)  # fmt: skip
+    view_run(out, accelerator)
     dist.destroy_process_group()
 
 

@@ -97,6 +97,30 @@ def test_epsilon_greedy_splits_greedy_and_random():
     assert rest_counts.min() > 10 and rest_counts.max() < 60
 
 
+@pytest.mark.parametrize("name", ["uncertainty_ema", "epsilon_greedy", "ucb"])
+def test_class_balanced_selection_keeps_every_class_share(name):
+    n, k = 103, 40
+    labels = np.repeat(np.arange(4), [50, 30, 20, 3])
+    losses = np.where(labels == 0, 10.0, 0.0) + np.random.default_rng(0).random(n)  # class 0 has every top loss
+    plain, balanced = get_policy(name, prune_ratio=0.5), get_policy(name, prune_ratio=0.5, class_balanced=True)
+    for p in (plain, balanced):
+        p.reset(n)
+        p.observe(np.arange(n), losses, labels)
+    greedy = 36 if name == "epsilon_greedy" else 40  # epsilon = 0.1: 36 ranked, 4 at random
+    top_plain = plain.select(0, k, np.random.default_rng(0)).ids
+    assert (labels[top_plain] == 0).sum() >= greedy  # the plain top-k is (nearly) all class 0
+    chosen = balanced.select(0, k, np.random.default_rng(0)).ids
+    if name != "epsilon_greedy":
+        # quotas 40 * (50, 30, 20, 3) / 103 = (19.4, 11.7, 7.8, 1.2) -> (19, 12, 8, 1)
+        np.testing.assert_array_equal(np.bincount(labels[chosen], minlength=4), [19, 12, 8, 1])
+        for c in range(4):  # within a class: the highest losses
+            members = np.flatnonzero(labels == c)
+            quota = (labels[chosen] == c).sum()
+            assert set(chosen[labels[chosen] == c]) == set(members[np.argsort(-losses[members])[:quota]])
+    else:
+        assert (np.bincount(labels[chosen], minlength=4)[1:] > 0).all()
+
+
 def test_unseen_samples_are_explored_first_and_ties_random():
     p = get_policy("uncertainty_ema", prune_ratio=0.5)
     p.reset(10)

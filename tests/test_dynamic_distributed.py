@@ -26,7 +26,7 @@ def torchrun_results(tmp_path_factory):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return {
         name: [json.loads((tmp / f"result.{name}.rank{r}.json").read_text()) for r in range(2)]
-        for name in ("ucb", "infobatch")
+        for name in ("ucb", "infobatch", "view")
     }
 
 
@@ -82,3 +82,19 @@ def test_unrounded_padding_duplicates_exactly_the_first_ids(torchrun_results):
         # the recorder de-duplicated the repeat: every selected sample recorded once, nothing else
         seen = r0["record_loss_seen"][epoch]
         assert [i for i, s in enumerate(seen) if s] == selection
+
+
+@pytest.mark.slow
+def test_iterable_view_under_accelerate_gives_each_selected_sample_once(torchrun_results):
+    v0, v1 = torchrun_results["view"]
+    orders = []
+    for epoch in ("0", "1", "2"):
+        assert v0[epoch]["order"] == v1[epoch]["order"]  # same stream on both ranks
+        assert v0[epoch]["len"] == 56 == len(v0[epoch]["order"])
+        used = Counter(v0[epoch]["ids"] + v1[epoch]["ids"])
+        assert sorted(used) == sorted(v0[epoch]["order"]) and set(used.values()) == {1}
+        # accelerate's IterableDatasetShard: rank r takes items [4r, 4r + 4) of every chunk of 8
+        order = v0[epoch]["order"]
+        assert v0[epoch]["ids"] == [i for c in range(0, 56, 8) for i in order[c : c + 4]]
+        orders.append(order)
+    assert orders[0] != orders[1]

@@ -94,10 +94,19 @@ def plot_selection_histogram(
     groups = selection_groups(counts, total, low, high)["fractions"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.arange(total + 2) - 0.5
-    ax.hist(counts, bins=bins, density=True, color="#4c72b0", edgecolor="white")
-    ax.axvspan(-0.5, low * total, color="#c44e52", alpha=0.12, label=f"never ({groups['never']:.0%})")
-    ax.axvspan(low * total, high * total, color="#8c8c8c", alpha=0.10, label=f"sometimes ({groups['sometimes']:.0%})")
-    ax.axvspan(high * total, total + 0.5, color="#55a868", alpha=0.12, label=f"always ({groups['always']:.0%})")
+    ax.hist(counts, bins=bins, density=True, color="#4c72b0", edgecolor="white", zorder=2)
+    ax.axvspan(-0.5, low * total, color="#c44e52", alpha=0.12, zorder=0, label=f"never ({groups['never']:.0%})")
+    ax.axvspan(
+        low * total,
+        high * total,
+        color="#8c8c8c",
+        alpha=0.10,
+        zorder=0,
+        label=f"sometimes ({groups['sometimes']:.0%})",
+    )
+    ax.axvspan(
+        high * total, total + 0.5, color="#55a868", alpha=0.12, zorder=0, label=f"always ({groups['always']:.0%})"
+    )
     ax.set_xlabel(f"times selected (out of {total} selections)")
     ax.set_ylabel("fraction of samples")
     ax.set_title(title or "Sample selection distribution")

@@ -127,6 +127,22 @@ def rank_descending(scores: np.ndarray, rng: np.random.Generator, nan_first: boo
     return np.lexsort((tie, key))
 
 
+def top_k_per_class(scores: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """The `k` highest scores with every class keeping its share: class `c` (of `n_c` samples) gets `floor(k n_c / n)`
+    places, the remainder going to the largest fractional parts (ties: lower label). Label -1 (unknown) is a class of its
+    own. Within a class, `rank_descending` (NaN first, random ties)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = k * counts / labels.shape[0]
+    quota = np.floor(exact).astype(np.int64)
+    extra = k - int(quota.sum())
+    quota[np.lexsort((classes, -(exact - quota)))[:extra]] += 1
+    chosen = []
+    for c, q in zip(classes, quota):
+        members = np.flatnonzero(labels == c)
+        chosen.append(members[rank_descending(scores[members], rng)[:q]])
+    return np.concatenate(chosen)
+
+
 class DynamicPolicy(abc.ABC):
     """A per-epoch data pruning policy: a score table updated from per-sample losses, and a selection from it.
 
@@ -168,12 +184,13 @@ class DynamicPolicy(abc.ABC):
         if self.num_samples is None:
             raise RuntimeError(f"{type(self).__name__}.reset(num_samples) must be called before use.")
 
-    def observe(self, ids: np.ndarray, scores: np.ndarray) -> None:
+    def observe(self, ids: np.ndarray, scores: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Updates the score table with one new per-sample score (the cross-entropy loss, Raju et al. Eq. 1).
 
         Args:
             ids (`np.ndarray` of int64 `[m]`): unique sample positions.
             scores (`np.ndarray` of float `[m]`): their losses; NaN entries are ignored.
+            labels (`np.ndarray` of int64 `[m]`, *optional*): their class labels, kept for class-balanced selection.
         """
         self._check_ready()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Selection, rank_descending, register_policy
+from .base import Selection, register_policy
 from .uncertainty_ema import EmaScores
 
 
@@ -21,13 +21,16 @@ class EpsilonGreedy(EmaScores):
         prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
         alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1].
         epsilon (`float`, *optional*, defaults to 0.1): share of the kept samples chosen at random, in [0, 1].
+        class_balanced (`bool`, *optional*, defaults to `False`): the greedy part ranks within each class.
     """
 
     name = "epsilon_greedy"
     summary = "(1-eps)k highest EMA loss + eps*k uniformly from the rest (Raju et al. 2021, Sec. 3.2.2)."
 
-    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, epsilon: float = 0.1):
-        super().__init__(prune_ratio, alpha)
+    def __init__(
+        self, prune_ratio: float = 0.5, alpha: float = 0.8, epsilon: float = 0.1, class_balanced: bool = False
+    ):
+        super().__init__(prune_ratio, alpha, class_balanced)
         epsilon = float(epsilon)
         if not (0.0 <= epsilon <= 1.0):
             raise ValueError(f"epsilon must be in [0, 1] (the share of kept samples drawn at random); got {epsilon}.")
@@ -39,7 +42,9 @@ class EpsilonGreedy(EmaScores):
 
     def _select(self, epoch, num_keep, rng):
         greedy = int(round((1.0 - self.epsilon) * num_keep))
-        order = rank_descending(self.scores(), rng)
-        rest = order[greedy:]
+        top = self._top(greedy, rng) if greedy else np.zeros(0, dtype=np.int64)
+        mask = np.ones(self.num_samples, dtype=bool)
+        mask[top] = False
+        rest = np.flatnonzero(mask)
         explore = rng.choice(rest, size=num_keep - greedy, replace=False) if num_keep > greedy else rest[:0]
-        return Selection(np.concatenate([order[:greedy], explore]), info={"greedy": greedy})
+        return Selection(np.concatenate([top, explore]), info={"greedy": greedy})

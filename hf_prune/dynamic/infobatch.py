@@ -91,7 +91,7 @@ class InfoBatch(DynamicPolicy):
     def _allocate(self, num_samples):
         return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
 
-    def observe(self, ids, scores) -> None:
+    def observe(self, ids, scores, labels=None) -> None:
         """Stores the latest loss of every observed sample; unobserved samples keep their last score."""
         ids, s = self._validate_observation(ids, scores)
         self._tables["score"][ids] = s

@@ -94,9 +94,9 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def update(self, ids, losses) -> None:
+    def update(self, ids, losses, labels=None) -> None:
         """See `DynamicPruningSampler.update`: feed losses gathered from all ranks."""
-        self.sampler.update(ids, losses)
+        self.sampler.update(ids, losses, labels)
 
     def loss_weights(self, ids=None) -> torch.Tensor:
         return self.sampler.loss_weights(ids)

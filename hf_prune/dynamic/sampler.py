@@ -162,11 +162,12 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
 
     # ------------------------------------------------------------------ scores and weights
 
-    def update(self, ids, losses) -> None:
+    def update(self, ids, losses, labels=None) -> None:
         """Feeds per-sample losses (of any subset of samples) to the policy's score table.
 
         Pass values gathered from *all* processes so every rank's table stays identical. Repeated ids (e.g. the
-        padding duplicates of a distributed loader) are reduced to one value each, the last one given.
+        padding duplicates of a distributed loader) are reduced to one value each, the last one given. `labels`
+        (class per id) feed class-balanced selection.
         """
         ids = _as_numpy(ids, np.int64)
         losses = _as_numpy(losses, np.float64)
@@ -174,7 +175,9 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
             raise ValueError(f"Got {ids.shape[0]} ids but {losses.shape[0]} losses; pass one loss per id.")
         # keep the last occurrence of each id
         rev_unique, rev_index = np.unique(ids[::-1], return_index=True)
-        self.policy.observe(rev_unique, losses[::-1][rev_index])
+        if labels is not None:
+            labels = _as_numpy(labels, np.int64)[::-1][rev_index]
+        self.policy.observe(rev_unique, losses[::-1][rev_index], labels)
 
     def selected_mask(self) -> np.ndarray:
         """Boolean `[num_samples]`: True for the samples of the current epoch's selection."""

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.utils import logging
 
 from ..recording import Recorder
 from ..result import SAMPLE_ID_COLUMN
@@ -33,6 +34,8 @@ from .base import DynamicPolicy, get_policy
 from .loss import weighted_cross_entropy
 from .sampler import DynamicPruningSampler
 
+
+logger = logging.get_logger(__name__)
 
 SCORING_MODES = ("pass", "train_loss")
 CHECKPOINT_DYNAMIC_DIR = "dynamic_pruning"
@@ -44,6 +47,7 @@ def policy_from_args(args, num_epochs: int | None = None) -> DynamicPolicy:
     params: dict[str, Any] = {"prune_ratio": args.dynamic_prune_ratio}
     if name in ("uncertainty_ema", "epsilon_greedy", "ucb"):
         params["alpha"] = args.dynamic_alpha
+        params["class_balanced"] = bool(getattr(args, "dynamic_class_balanced", False))
     if name == "epsilon_greedy":
         params["epsilon"] = args.dynamic_epsilon
     if name == "ucb":
@@ -108,6 +112,11 @@ class TrainerDynamicPruning:
             )
         if args.dynamic_scoring not in SCORING_MODES:
             raise ValueError(f"dynamic_scoring must be one of {SCORING_MODES}; got {args.dynamic_scoring!r}.")
+        if getattr(args, "train_sampling_strategy", "random") not in (None, "random"):
+            logger.warning(
+                f"dynamic_policy={args.dynamic_policy!r} replaces the train sampler: train_sampling_strategy="
+                f"{args.train_sampling_strategy!r} is ignored."
+            )
         self.trainer = trainer
         self.scoring = args.dynamic_scoring
         self.policy = policy_from_args(args, _num_epochs_of(args))
@@ -164,8 +173,8 @@ class TrainerDynamicPruning:
         self._scoring_s = 0.0
         if self.scoring == "pass" and self.policy.uses_scores and self.sampler.needs_selection(epoch):
             start = time.perf_counter()
-            ids, losses = self._scoring_pass()
-            self.sampler.update(self.position_of[ids], losses)
+            ids, labels, losses = self._scoring_pass()
+            self.sampler.update(self.position_of[ids], losses, labels)
             self._scoring_s = time.perf_counter() - start
         self.sampler.set_epoch(epoch)
         self._epoch_start = time.perf_counter()
@@ -182,7 +191,7 @@ class TrainerDynamicPruning:
         if self.scoring == "train_loss" and self.policy.uses_scores and len(ids):
             pos = self.position_of[ids]
             ok = pos >= 0
-            self.sampler.update(pos[ok], np.asarray(values["loss"])[ok])
+            self.sampler.update(pos[ok], np.asarray(values["loss"])[ok], np.asarray(labels)[ok])
         n = self.position_of.shape[0]
         full_ids = np.arange(n, dtype=np.int64)
         full_values = {}
@@ -246,7 +255,7 @@ class TrainerDynamicPruning:
     # ------------------------------------------------------------------ scoring pass
 
     @torch.no_grad()
-    def _scoring_pass(self) -> tuple[np.ndarray, np.ndarray]:
+    def _scoring_pass(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raju et al.'s checkpoint observation: the loss of every training sample under the current model.
 
         Uses `clean_view_dataset` (eval transform) when the trainer has one, else the train dataset; eval mode,
@@ -277,8 +286,8 @@ class TrainerDynamicPruning:
                 recorder.add(ids, logits, labels)
         finally:
             model.train(was_training)
-        ids, _, values = recorder.gather(trainer.accelerator, device=trainer.args.device)
-        return ids, values["loss"]
+        ids, labels, values = recorder.gather(trainer.accelerator, device=trainer.args.device)
+        return ids, labels, values["loss"]
 
     # ------------------------------------------------------------------ checkpoints
 

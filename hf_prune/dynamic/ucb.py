@@ -24,13 +24,14 @@ class UCB(EmaScores):
         alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1].
         c (`float`, *optional*, defaults to 1.0): weight of the variance in the score, >= 0 (the paper finds
             the result insensitive to it).
+        class_balanced (`bool`, *optional*, defaults to `False`): rank within each class (see `EmaScores`).
     """
 
     name = "ucb"
     summary = "Highest EMA loss + c * running variance (Raju et al. 2021, Eq. 3-4)."
 
-    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, c: float = 1.0):
-        super().__init__(prune_ratio, alpha)
+    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, c: float = 1.0, class_balanced: bool = False):
+        super().__init__(prune_ratio, alpha, class_balanced)
         c = float(c)
         if not c >= 0.0:
             raise ValueError(f"c must be >= 0 (the weight of the variance in Eq. 4); got {c}.")

@@ -9,15 +9,17 @@ The first observation of a sample initialises `s_ema` to it ("the initial mean s
 model"). The `k` samples with the highest `s_ema` are kept. Samples never observed yet rank first (they are explored
 before any scored sample), ties are broken at random.
 
-`EmaScores` holds the table shared with epsilon-greedy and UCB: the EMA, the running variance of Eq. 3 and a
-`seen` flag.
+`EmaScores` holds the table shared with epsilon-greedy and UCB: the EMA, the running variance of Eq. 3, a `seen` flag
+and the label. `class_balanced=True` (an addition to the paper) keeps the highest scores *within every class*, each
+class keeping its share of the `k`: early in training the loss ranks whole classes (a random model's logits favour
+some classes), so a plain top-k can drop entire classes for a pruning period.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import DynamicPolicy, Selection, rank_descending, register_policy
+from .base import DynamicPolicy, Selection, rank_descending, register_policy, top_k_per_class
 
 
 class EmaScores(DynamicPolicy):
@@ -26,10 +28,12 @@ class EmaScores(DynamicPolicy):
     Args:
         prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
         alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1]; 0.8 in the paper.
+        class_balanced (`bool`, *optional*, defaults to `False`): rank within each class (labels from `observe`).
     """
 
-    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8):
+    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, class_balanced: bool = False):
         super().__init__(prune_ratio)
+        self.class_balanced = bool(class_balanced)
         alpha = float(alpha)
         if not (0.0 < alpha <= 1.0):
             raise ValueError(
@@ -39,18 +43,25 @@ class EmaScores(DynamicPolicy):
 
     @property
     def params(self):
-        return {**super().params, "alpha": self.alpha}
+        return {**super().params, "alpha": self.alpha, "class_balanced": self.class_balanced}
 
     def _allocate(self, num_samples):
         return {
             "ema": np.full(num_samples, np.nan, dtype=np.float64),
             "var": np.zeros(num_samples, dtype=np.float64),
             "seen": np.zeros(num_samples, dtype=bool),
+            "label": np.full(num_samples, -1, dtype=np.int64),
         }
 
-    def observe(self, ids, scores) -> None:
+    def observe(self, ids, scores, labels=None) -> None:
         """Eq. 3 then Eq. 2 for every observed sample (the variance uses the *previous* EMA)."""
+        raw_ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         ids, s = self._validate_observation(ids, scores)
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if labels.shape != raw_ids.shape:
+                raise ValueError(f"Got {raw_ids.size} ids but {labels.size} labels; pass one label per id.")
+            self._tables["label"][raw_ids] = labels
         t = self._tables
         old = t["seen"][ids]
         prev = t["ema"][ids]
@@ -65,9 +76,14 @@ class EmaScores(DynamicPolicy):
         self._check_ready()
         return self._tables["ema"].copy()
 
+    def _top(self, num_keep, rng) -> np.ndarray:
+        """The `num_keep` highest scores, per class when `class_balanced`."""
+        if self.class_balanced:
+            return top_k_per_class(self.scores(), self._tables["label"], num_keep, rng)
+        return rank_descending(self.scores(), rng)[:num_keep]
+
     def _select(self, epoch, num_keep, rng):
-        order = rank_descending(self.scores(), rng)
-        return Selection(order[:num_keep])
+        return Selection(self._top(num_keep, rng))
 
 
 @register_policy

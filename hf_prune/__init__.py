@@ -1,33 +1,110 @@
 """hf_prune: dataset pruning for the Hugging Face ecosystem.
 
 Train once with `PruningTrainer` (a drop-in `transformers.Trainer`) to record per-sample training dynamics, turn
-the `ScoreRecord` into a pruned `datasets.Dataset` with a strategy (`get_strategy("dyn_unc")`), and share the
-kept-index list on the Hub.
+the `ScoreRecord` into a pruned `datasets.Dataset` with a strategy (`get_strategy("dyn_unc")`), prune dynamically
+during training (`PruningArguments(dynamic_policy="ucb")`), and share the kept-index list on the Hub.
+
+Public names are imported on first use, so `import hf_prune` (and the `hf-prune` CLI) does not pay for importing
+transformers until a trainer is asked for.
 """
+
+import importlib
+from typing import TYPE_CHECKING
+
 
 __version__ = "0.1.0"
 
-from .record import ScoreRecord
-from .recording import SIGNALS, Recorder, compute_signals
-from .result import PruneResult
-from .strategies import Strategy, get_strategy, list_strategies, register_strategy
-from .strategies.dyn_unc import DynUncAccumulator, dyn_unc_scores
-from .trainer import PruningArguments, PruningTrainer
-
+# public name -> submodule that defines it
+_EXPORTS = {
+    "ScoreRecord": "record",
+    "SIGNALS": "recording",
+    "Recorder": "recording",
+    "compute_signals": "recording",
+    "PruneResult": "result",
+    "Strategy": "strategies",
+    "get_strategy": "strategies",
+    "list_strategies": "strategies",
+    "register_strategy": "strategies",
+    "select_kept_ids": "strategies",
+    "DynUncAccumulator": "strategies.dyn_unc",
+    "dyn_unc_scores": "strategies.dyn_unc",
+    "PruningArguments": "trainer",
+    "PruningTrainer": "trainer",
+    "DynamicPolicy": "dynamic",
+    "DynamicPruningDataset": "dynamic",
+    "DynamicPruningSampler": "dynamic",
+    "get_policy": "dynamic",
+    "list_policies": "dynamic",
+    "register_policy": "dynamic",
+    "selection_counts": "dynamic",
+    "static_result_from_selection": "dynamic",
+    "weighted_cross_entropy": "dynamic",
+    "load_pruned": "export",
+    "push_results_to_hub": "export",
+    "save_results": "export",
+    "model_card": "export",
+}
 
 __all__ = [
-    "SIGNALS",
+    "__version__",
     "DynUncAccumulator",
+    "DynamicPolicy",
+    "DynamicPruningDataset",
+    "DynamicPruningSampler",
     "PruneResult",
     "PruningArguments",
     "PruningTrainer",
     "Recorder",
+    "SIGNALS",
     "ScoreRecord",
     "Strategy",
-    "__version__",
     "compute_signals",
     "dyn_unc_scores",
+    "get_policy",
     "get_strategy",
+    "list_policies",
     "list_strategies",
+    "load_pruned",
+    "model_card",
+    "push_results_to_hub",
+    "register_policy",
     "register_strategy",
+    "save_results",
+    "select_kept_ids",
+    "selection_counts",
+    "static_result_from_selection",
+    "weighted_cross_entropy",
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hf_prune' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from .dynamic import (
+        DynamicPolicy,
+        DynamicPruningDataset,
+        DynamicPruningSampler,
+        get_policy,
+        list_policies,
+        register_policy,
+        selection_counts,
+        static_result_from_selection,
+        weighted_cross_entropy,
+    )
+    from .export import load_pruned, model_card, push_results_to_hub, save_results
+    from .record import ScoreRecord
+    from .recording import SIGNALS, Recorder, compute_signals
+    from .result import PruneResult
+    from .strategies import Strategy, get_strategy, list_strategies, register_strategy, select_kept_ids
+    from .strategies.dyn_unc import DynUncAccumulator, dyn_unc_scores
+    from .trainer import PruningArguments, PruningTrainer

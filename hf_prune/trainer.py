@@ -432,6 +432,7 @@ class PruningTrainer(Trainer):
             "num_samples": self.num_samples,
             "signals": self.recorder.signals,
             "dataset_fingerprint": getattr(ds, "_fingerprint", None),
+            **{f"dataset_{key}": value for key, value in _source_of(ds).items() if key != "fingerprint"},
             "dataset_num_rows": len(ds) if hasattr(ds, "__len__") else None,
             "model": {
                 "class": type(model).__name__ if model is not None else None,
@@ -509,6 +510,16 @@ class PruningTrainer(Trainer):
                 outputs = model(**batch)
             self.recorder.add(ids, _logits_of(outputs), labels)
         model.train(was_training)
+
+
+def _source_of(dataset) -> dict[str, Any]:
+    """Split, config and Hub revision of a `datasets.Dataset`, for the record's provenance (exports read them)."""
+    try:
+        from .export.index_list import infer_source
+
+        return infer_source(dataset)
+    except Exception:  # provenance is best effort; never fail a training run for it
+        return {}
 
 
 def _link_record(src: Path, dst: Path) -> None:

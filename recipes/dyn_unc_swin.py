@@ -32,6 +32,7 @@ from transformers import HfArgumentParser, Trainer, set_seed
 
 from hf_prune import PruningArguments, PruningTrainer, get_strategy
 from hf_prune.data import ImageTransform, image_collator, load_image_dataset, num_classes_of
+from hf_prune.export import model_card, push_results_to_hub
 from hf_prune.models import build_timm_classifier
 
 
@@ -66,6 +67,14 @@ class ScriptArguments:
     )
     class_balanced: bool = field(default=False, metadata={"help": "Remove the same fraction from every class."})
     retrain: bool = field(default=False, metadata={"help": "Retrain a fresh model on each pruned set and compare."})
+    hub_repo_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --push_to_hub: dataset repo for the kept-index lists (one config per ratio, with a card). "
+            "With --retrain, the model trained on each pruned set goes to <hub_model_id or hub_repo_id>-model-<pct> "
+            "with a model card linking the list."
+        },
+    )
 
 
 # Defaults for training from scratch (Trainer's own suit fine-tuning); any flag given on the command line wins.
@@ -80,6 +89,20 @@ RECIPE_DEFAULTS = [
 def accuracy(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+def push_model(trainer, script, args, result, accuracy, summary, eval_split) -> None:
+    """Pushes a model trained on a pruned set, with a card that links the index list and compares with full data."""
+    repo = f"{args.hub_model_id or script.hub_repo_id}-model-{round(result.prune_ratio * 100)}"
+    full = next((run["accuracy"] for run in summary["runs"] if run["prune_ratio"] == 0.0), None)
+    trainer.model.push_to_hub(repo, token=args.hub_token, private=args.hub_private_repo)
+    card = model_card(
+        script.hub_repo_id, result=result, accuracy=accuracy, full_accuracy=full, eval_split=eval_split,
+        model_name=repo, library_name="transformers",
+        training={"epochs": args.num_train_epochs, "model": script.model, "learning_rate": args.learning_rate},
+    )  # fmt: skip
+    card.push_to_hub(repo, token=args.hub_token)
+    print(f"Pushed the model trained with {result.prune_ratio:.0%} removed: {repo}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -115,6 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
         return build_timm_classifier(script.model, num_labels, in_chans=in_chans, img_size=img_size, id2label=id2label)
 
     args.remove_unused_columns = False  # the transform needs the raw image column
+    push = args.push_to_hub
+    if push and not script.hub_repo_id:
+        raise ValueError("--push_to_hub needs --hub_repo_id: the dataset repo that receives the kept-index lists.")
+    args.push_to_hub = False  # the recipe pushes the lists (and models) itself at the end, not every checkpoint
     trainer = PruningTrainer(
         model=new_model(),
         args=args,
@@ -175,7 +202,12 @@ def main(argv: list[str] | None = None) -> dict:
             retrainer.train()
             acc = retrainer.evaluate()["eval_accuracy"]
             summary["runs"].append({"prune_ratio": ratio, "kept": result.num_kept, "accuracy": acc})
+            if push and is_main:
+                push_model(retrainer, script, args, result, acc, summary, eval_split)
 
+    if push and is_main:
+        url = push_results_to_hub(list(results.values()), script.hub_repo_id, source_dataset=train, record=record)
+        print(f"Pushed the kept-index lists: {url}")
     if is_main:
         with open(Path(args.output_dir) / "summary.json", "w") as f:
             json.dump(summary, f, indent=2)

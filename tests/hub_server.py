@@ -85,9 +85,11 @@ YAML_BLOCK = re.compile(r"^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))")
 class HubError(Exception):
     """An error answered as JSON, with the Hub's X-Error-Code / X-Error-Message headers."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None,
+                 body: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.body = body or {}
 
 
 def _now() -> str:
@@ -501,7 +503,7 @@ class LoopbackHub:
             self._require_write(user, namespace, f"create a {repo_type}")
             url = f"{self.url}/{URL_PREFIX[repo_type]}{repo_id}"
             if (repo_type, repo_id) in self._repos:
-                raise HubError(409, "You already created this repo", headers={"X-Error-Url": url})
+                raise HubError(409, "You already created this repo", headers={"X-Error-Url": url}, body={"url": url})
             private = payload.get("private", payload.get("visibility") == "private")
             repo = Repo(repo_type, repo_id, bool(private), _now())
             blob = self._store(DEFAULT_GITATTRIBUTES.encode(), lfs=False)
@@ -751,7 +753,7 @@ class _Handler(BaseHTTPRequestHandler):
                        **err.headers}
             if err.code:
                 headers["X-Error-Code"] = err.code
-            response = _json({"error": err.message}, err.status, headers)
+            response = _json({"error": err.message, **err.body}, err.status, headers)
         except Exception:  # a bug in the fake: report it loudly, as a 500
             self.hub.errors.append(traceback.format_exc())
             response = _json({"error": "LoopbackHub internal error:\n" + traceback.format_exc()}, 500)

@@ -200,7 +200,7 @@ def test_el2n_matches_naive_and_averages_over_runs():
     strategy = get_strategy("el2n", epoch=epoch)
     assert_scores(strategy.score(records), expected, rtol=1e-5)
     result = strategy.select(records, 0.25)
-    assert len(result.provenance["runs"]) == 3
+    assert len(result.provenance["runs"]) == 3 and result.provenance["el2n_epochs"] == [2, 2, 2]
     np.testing.assert_array_equal(result.kept_ids, np.sort(rank_for_keeping(np.array(expected), "high")[:45]))
 
 

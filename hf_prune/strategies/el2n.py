@@ -39,6 +39,7 @@ class EL2N(Strategy):
 
     def __init__(self, epoch: int | None = None):
         super().__init__(epoch=None if epoch is None else int(epoch))
+        self._epochs_used: list[int] = []
 
     def epoch_of(self, record: ScoreRecord) -> int:
         e = self.params["epoch"]
@@ -46,4 +47,8 @@ class EL2N(Strategy):
 
     def score(self, record: ScoreRecord | Sequence[ScoreRecord]) -> np.ndarray:
         records = as_records(record, self)
-        return np.mean([latest_seen(r, "el2n", self.epoch_of(r)) for r in records], axis=0)
+        self._epochs_used = [self.epoch_of(r) for r in records]
+        return np.mean([latest_seen(r, "el2n", e) for r, e in zip(records, self._epochs_used)], axis=0)
+
+    def provenance(self) -> dict:
+        return {"el2n_epochs": list(self._epochs_used), "num_runs": len(self._epochs_used)}

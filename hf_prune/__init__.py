@@ -41,6 +41,8 @@ _EXPORTS = {
     "plot_selection_histogram": "dynamic",
     "static_result_from_selection": "dynamic",
     "weighted_cross_entropy": "dynamic",
+    "FeatureStore": "features",
+    "extract_features": "features",
     "load_pruned": "export",
     "push_results_to_hub": "export",
     "save_results": "export",
@@ -49,6 +51,7 @@ _EXPORTS = {
 
 __all__ = [
     "__version__",
+    "FeatureStore",
     "DynUncAccumulator",
     "DynamicPolicy",
     "DynamicPruningDataset",
@@ -62,6 +65,7 @@ __all__ = [
     "Strategy",
     "compute_signals",
     "dyn_unc_scores",
+    "extract_features",
     "get_policy",
     "get_strategy",
     "list_policies",
@@ -108,6 +112,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         weighted_cross_entropy,
     )
     from .export import load_pruned, model_card, push_results_to_hub, save_results
+    from .features import FeatureStore, extract_features
     from .record import ScoreRecord
     from .recording import SIGNALS, Recorder, compute_signals
     from .result import PruneResult

@@ -45,6 +45,16 @@ def make_record(path: Path, n: int, K: int, seed: int = 0) -> None:
     print(f"wrote synthetic record {path} ({n:,} x {K})", file=sys.stderr)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space that exec made, whereas ru_maxrss keeps the
+    high-water mark of the parent at fork (here: the parent that just wrote a multi-GB synthetic record)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(path: str, window: int, ratio: float) -> dict:
     from hf_prune import ScoreRecord, get_strategy
 
@@ -54,7 +64,7 @@ def measure(path: str, window: int, ratio: float) -> dict:
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "kept": result.num_kept,
         "n": record.num_samples,
         "K": record.num_epochs,

@@ -57,7 +57,7 @@ def _build(name: str, params: dict, features: str | None):
 
     params = dict(params)
     if features is not None:
-        cls = _REGISTRY.get(name)
+        cls = _REGISTRY.classes.get(name)
         accepted = inspect.signature(cls.__init__).parameters if cls else {}
         if "features" in accepted:
             params.setdefault("features", features)

@@ -85,7 +85,7 @@ def test_registry_lists_every_method_with_a_summary():
 def test_every_docstring_states_paper_and_kept_end():
     from hf_prune.strategies.base import _REGISTRY
 
-    for name, cls in _REGISTRY.items():
+    for name, cls in _REGISTRY.classes.items():
         doc = cls.__doc__ or ""
         if name == "random":
             assert "highest are kept" in doc

@@ -10,31 +10,26 @@ which is what lets `DynamicPruningSampler` run on every rank with no broadcast.
 from __future__ import annotations
 
 import abc
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..registry import Registry
 
-_REGISTRY: dict[str, type[DynamicPolicy]] = {}
+
+_REGISTRY = Registry("dynamic policy", "policies")
 
 
 def register_policy(cls: type[DynamicPolicy]) -> type[DynamicPolicy]:
     """Class decorator that registers a `DynamicPolicy` subclass under its `name`; a duplicate name is refused."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise ValueError(f"{cls.__name__} needs a class attribute `name` to be registered.")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"A dynamic policy named {name!r} is already registered ({_REGISTRY[name].__module__}).")
-    _REGISTRY[name] = cls
-    return cls
+    return _REGISTRY.register(cls)
 
 
 def list_policies() -> dict[str, str]:
     """Returns `{name: one-line summary}` for every registered dynamic pruning policy, sorted by name."""
-    return {name: _REGISTRY[name].summary for name in sorted(_REGISTRY)}
+    return _REGISTRY.summaries()
 
 
 def get_policy(name: str, **params: Any) -> DynamicPolicy:
@@ -47,17 +42,7 @@ def get_policy(name: str, **params: Any) -> DynamicPolicy:
     >>> policy = get_policy("ucb", prune_ratio=0.5, alpha=0.8, c=1.0)
     ```
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown dynamic policy {name!r}. Known policies: {', '.join(sorted(_REGISTRY))}.")
-    cls = _REGISTRY[name]
-    accepted = set()
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            accepted |= {p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "kwargs")}
-    unknown = [p for p in params if p not in accepted]
-    if unknown:
-        raise TypeError(f"Dynamic policy {name!r} got unknown parameter(s) {unknown}; it accepts {sorted(accepted)}.")
-    return cls(**params)
+    return _REGISTRY.build(name, **params)
 
 
 def check_ratio(value: float, name: str = "prune_ratio") -> float:

@@ -185,7 +185,7 @@ def method_info(method: str) -> MethodInfo:
     try:
         from ..strategies.base import _REGISTRY
 
-        cls = _REGISTRY.get(method)
+        cls = _REGISTRY.classes.get(method)
         doc = inspect.getdoc(cls) if cls is not None else None
         if doc:
             description = " ".join(doc.split("\n\n")[0].split())

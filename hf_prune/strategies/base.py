@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import abc
-import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..record import ScoreRecord
+from ..registry import Registry
 from ..result import PruneResult
 from .selection import ccs_kept_ids, check_prune_ratio, select_kept_ids
 
 
-_REGISTRY: dict[str, type[Strategy]] = {}
+_REGISTRY = Registry("strategy", "strategies")
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     """Class decorator that registers a `Strategy` subclass under its `name`; a duplicate name is refused."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise ValueError(f"{cls.__name__} needs a class attribute `name` to be registered.")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"A strategy named {name!r} is already registered ({_REGISTRY[name].__module__}).")
-    _REGISTRY[name] = cls
-    return cls
+    return _REGISTRY.register(cls)
 
 
 def list_strategies() -> dict[str, str]:
     """Returns `{name: one-line summary}` for every registered static strategy, sorted by name."""
-    return {name: _REGISTRY[name].summary for name in sorted(_REGISTRY)}
+    return _REGISTRY.summaries()
 
 
 def get_strategy(name: str, **params: Any) -> Strategy:
@@ -43,15 +37,7 @@ def get_strategy(name: str, **params: Any) -> Strategy:
     >>> strategy = get_strategy("dyn_unc", window=10)
     ```
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown strategy {name!r}. Known strategies: {', '.join(sorted(_REGISTRY))}.")
-    cls = _REGISTRY[name]
-    accepted = inspect.signature(cls.__init__).parameters
-    unknown = [p for p in params if p not in accepted]
-    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-        allowed = [p for p in accepted if p != "self"]
-        raise TypeError(f"Strategy {name!r} got unknown parameter(s) {unknown}; it accepts {allowed}.")
-    return cls(**params)
+    return _REGISTRY.build(name, **params)
 
 
 class Strategy(abc.ABC):
@@ -173,7 +159,7 @@ def as_records(record: ScoreRecord | Sequence[ScoreRecord], strategy: Strategy |
     if len(records) > 1 and strategy is not None and not strategy.multi_record:
         raise ValueError(
             f"`{strategy.name}` scores one record; got {len(records)}. Only methods that average over runs "
-            f"({', '.join(n for n, c in sorted(_REGISTRY.items()) if c.multi_record)}) take several."
+            f"({', '.join(n for n, c in sorted(_REGISTRY.classes.items()) if c.multi_record)}) take several."
         )
     sizes = {r.num_samples for r in records}
     if len(sizes) > 1:

@@ -1,5 +1,6 @@
 """Test-wide settings: no network, caches in a temp dir, small thread counts for the 2-core machines."""
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -22,3 +23,12 @@ def _isolated_hf_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "hf_cache"
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
     yield
+
+
+def load_recipe(name: str):
+    """Imports `recipes/<name>.py` as a module (recipes are scripts, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module

@@ -1,22 +1,12 @@
 """Smoke run of `recipes/dynamic_ucb.py` on a small subset: full vs UCB, the selection histogram, the static list."""
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 
 from hf_prune import PruneResult, ScoreRecord
-from tests.conftest import REPO_ROOT
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_recipe
 
 
 @pytest.mark.slow

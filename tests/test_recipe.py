@@ -1,23 +1,13 @@
 """Smoke run of `recipes/dyn_unc_swin.py` on a small subset, with its default small Swin, end to end."""
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 
 from hf_prune import PruneResult, ScoreRecord
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, load_recipe
 from tests.hub_fixtures import hub, run_with_hub  # noqa: F401  (registers the fixture)
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow

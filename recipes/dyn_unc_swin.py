@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
         results[ratio] = result
         if trainer.accelerator.is_main_process:
-            out = result.save(Path(args.output_dir) / f"dyn_unc_{round(ratio * 100)}")
+            # record= adds the data map (paper Fig. 2, removed samples marked) to the card, where matplotlib is installed
+            out = result.save(Path(args.output_dir) / f"dyn_unc_{round(ratio * 100)}", record=record)
             print(f"Dyn-Unc removed {ratio:.0%}: kept {result.num_kept}/{result.num_samples} -> {out}")
     trainer.accelerator.wait_for_everyone()
 

@@ -56,6 +56,8 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
     idx = labels.unsqueeze(1)
     log_p_target = log_p.gather(1, idx).squeeze(1)
     p_target = log_p_target.exp()
+    # the full softmax, only when a signal needs it, and once per step
+    probs = log_p.exp() if any(s in ("margin", "entropy", "el2n") for s in signals) else None
     columns = []
     for name in signals:
         if name == "p_target":
@@ -65,15 +67,15 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
         elif name == "correct":
             columns.append((logits.argmax(dim=-1) == labels).float())
         elif name == "margin":
-            p_other = log_p.exp().scatter(1, idx, -1.0)
+            p_other = probs.scatter(1, idx, -1.0)
             columns.append(p_target - p_other.max(dim=1).values)
         elif name == "logit_margin":
             other = logits.scatter(1, idx, float("-inf"))
             columns.append(logits.gather(1, idx).squeeze(1) - other.max(dim=1).values)
         elif name == "entropy":
-            columns.append(-(log_p.exp() * log_p).sum(dim=1))
+            columns.append(-(probs * log_p).sum(dim=1))
         elif name == "el2n":
-            err = log_p.exp().scatter_add(1, idx, -torch.ones_like(log_p_target).unsqueeze(1))
+            err = probs.scatter_add(1, idx, -torch.ones_like(log_p_target).unsqueeze(1))
             columns.append(err.norm(dim=1))
         else:
             raise ValueError(f"Unknown signal {name!r}; choose from {list(SIGNALS)}.")

@@ -11,8 +11,8 @@ transformers until a trainer is asked for.
 import importlib
 from typing import TYPE_CHECKING
 
+from .version import __version__
 
-__version__ = "0.1.0"
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -25,10 +25,13 @@ _EXPORTS = {
     "get_strategy": "strategies",
     "list_strategies": "strategies",
     "register_strategy": "strategies",
-    "select_kept_ids": "strategies",
+    "select_kept_ids": "selection",
+    "StrategyConfig": "strategies",
+    "strategy_info": "strategies",
+    "is_strategy": "strategies",
     "DynUncAccumulator": "strategies.dyn_unc",
     "dyn_unc_scores": "strategies.dyn_unc",
-    "PruningArguments": "trainer",
+    "PruningArguments": "config",
     "PruningTrainer": "trainer",
     "DynamicPolicy": "dynamic",
     "DynamicPruningDataset": "dynamic",
@@ -63,11 +66,13 @@ __all__ = [
     "SIGNALS",
     "ScoreRecord",
     "Strategy",
+    "StrategyConfig",
     "compute_signals",
     "dyn_unc_scores",
     "extract_features",
     "get_policy",
     "get_strategy",
+    "is_strategy",
     "list_policies",
     "list_strategies",
     "load_pruned",
@@ -81,6 +86,7 @@ __all__ = [
     "selection_counts",
     "selection_groups",
     "static_result_from_selection",
+    "strategy_info",
     "weighted_cross_entropy",
 ]
 
@@ -98,6 +104,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
+    from .config import PruningArguments
     from .dynamic import (
         DynamicPolicy,
         DynamicPruningDataset,
@@ -116,6 +123,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .record import ScoreRecord
     from .recording import SIGNALS, Recorder, compute_signals
     from .result import PruneResult
-    from .strategies import Strategy, get_strategy, list_strategies, register_strategy, select_kept_ids
+    from .selection import select_kept_ids
+    from .strategies import (
+        Strategy,
+        StrategyConfig,
+        get_strategy,
+        is_strategy,
+        list_strategies,
+        register_strategy,
+        strategy_info,
+    )
     from .strategies.dyn_unc import DynUncAccumulator, dyn_unc_scores
-    from .trainer import PruningArguments, PruningTrainer
+    from .trainer import PruningTrainer

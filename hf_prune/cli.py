@@ -13,8 +13,6 @@ hf-prune push dyn_unc_25 --repo my-org/fashion-mnist-dyn-unc-25
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
 import sys
 from pathlib import Path
 
@@ -38,33 +36,44 @@ def _find_record_dir(run_dir: str) -> Path:
     )
 
 
-def _parse_params(items: list[str]) -> dict:
-    params = {}
+def _parse_params(items: list[str], strategies: list[str]) -> dict[str, dict[str, str]]:
+    """`--param KEY=VALUE` (for every strategy whose config has KEY) or `--param STRATEGY.KEY=VALUE` (for one), as
+    `{strategy: {key: text}}`; a key no chosen strategy takes is an error, never silently ignored."""
+    from .strategies import get_strategy_class
+
+    out: dict[str, dict[str, str]] = {name: {} for name in strategies}
     for item in items or []:
         if "=" not in item:
             raise SystemExit(f"error: --param expects KEY=VALUE (e.g. --param window=10); got {item!r}.")
-        key, value = item.split("=", 1)
-        try:
-            params[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.strip()] = value  # a plain string, e.g. --param region=easy
-    return params
+        key, value = (part.strip() for part in item.split("=", 1))
+        target, _, field = key.rpartition(".")
+        targets = [target] if target else strategies
+        if target and target not in out:
+            raise SystemExit(f"error: --param {item!r} names strategy {target!r}, which is not a --strategy here.")
+        takers = [name for name in targets if field in get_strategy_class(name).config_class.field_names()]
+        if not takers:
+            accepted = {name: get_strategy_class(name).config_class.field_names() for name in targets}
+            raise SystemExit(f"error: no strategy here takes parameter {field!r}; they accept {accepted}.")
+        for name in takers:
+            out[name][field] = value
+    return out
 
 
-def _build(name: str, params: dict, features: str | None):
-    from .strategies import get_strategy
-    from .strategies.base import _REGISTRY
+def _build(name: str, params: dict[str, str], features: str | None):
+    from .strategies import get_strategy, get_strategy_class
 
-    params = dict(params)
-    if features is not None:
-        cls = _REGISTRY.classes.get(name)
-        accepted = inspect.signature(cls.__init__).parameters if cls else {}
-        if "features" in accepted:
-            params.setdefault("features", features)
-        elif name == "ccs":
-            params.setdefault("score_params", {})["features"] = features
     try:
-        return get_strategy(name, **params)
+        config_class = get_strategy_class(name).config_class
+        config = config_class.from_strings(params)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if features is not None:
+        if "features" in config_class.field_names() and config.features is None:
+            config.features = features
+        elif name == "ccs":
+            config.score_params.setdefault("features", features)
+    try:
+        return get_strategy(name, config=config)
     except (TypeError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
 
@@ -94,7 +103,7 @@ def cmd_select(args) -> int:
     from .record import ScoreRecord
 
     records = [ScoreRecord.load(_find_record_dir(d)) for d in args.run_dir]
-    strategy = _build(args.strategy, _parse_params(args.param), args.features)
+    strategy = _build(args.strategy, _parse_params(args.param, [args.strategy])[args.strategy], args.features)
     result = _select(strategy, records, args)
     source = None
     if args.source:
@@ -110,38 +119,34 @@ def cmd_select(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .plots import compare_removed, data_map, map_coordinates
+    from .plots import compare_removed, data_map
     from .record import ScoreRecord
+    from .stats import data_map_coordinates
 
     record = ScoreRecord.load(_find_record_dir(args.run_dir))
+    params = _parse_params(args.param, args.strategy or [])
+    strategies = {name: _build(name, params[name], args.features) for name in args.strategy or []}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    coords = map_coordinates(record)
-    written = [data_map(record, path=out / "data_map.png", coords=coords, max_points=args.max_points)]
-    params = _parse_params(args.param)
+    coords = data_map_coordinates(record)
+    written = [out / "data_map.png"]
+    data_map(record, path=written[0], coords=coords, max_points=args.max_points)
     results = {}
-    for name in args.strategy or []:
-        strategy = _build(name, params.get(name, {}) if isinstance(params.get(name), dict) else {}, args.features)
+    for name, strategy in strategies.items():
         results[name] = _select(strategy, [record], args)
-        written.append(
-            data_map(
-                record, results[name], path=out / f"data_map_{name}.png", coords=coords, max_points=args.max_points
-            )
-        )
+        written.append(out / f"data_map_{name}.png")
+        data_map(record, results[name], path=written[-1], coords=coords, max_points=args.max_points)
     if len(results) > 1:
-        written.append(compare_removed(record, results, path=out / "removed_comparison.png"))
+        written.append(out / "removed_comparison.png")
+        compare_removed(record, results, path=written[-1])
     for path in written:
         print(path)
     return 0
 
 
 def cmd_push(args) -> int:
-    try:
-        from .export import push_folder_to_hub
-    except ImportError as err:
-        raise SystemExit(
-            f"error: pushing needs hf_prune.export.push_folder_to_hub, which is not available: {err}"
-        ) from err
+    from .export import push_folder_to_hub
+
     url = push_folder_to_hub(
         args.dir,
         args.repo,
@@ -228,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection_args(p, ratio_required=True)
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="a strategy parameter, repeatable; VALUE is read as JSON when it parses (10, 0.5, true, {\"a\": 1}), "
-        "else as a string. E.g. --param window=10",
+        help="a strategy parameter, repeatable, parsed as the type of the strategy's config field "
+        "(see `hf-prune strategies`). E.g. --param window=10",
     )  # fmt: skip
     p.add_argument(
         "--source", nargs="+", metavar="ARG", default=None,
@@ -252,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", action="append", default=[], help="strategy to overlay, repeatable")
     _add_selection_args(p, ratio_required=False)
     p.add_argument(
-        "--param", action="append", default=[], metavar="NAME={...}",
-        help='parameters of one strategy as JSON, repeatable, e.g. --param dyn_unc={"window": 5}',
+        "--param", action="append", default=[], metavar="[STRATEGY.]KEY=VALUE",
+        help="a strategy parameter, repeatable: KEY=VALUE for every --strategy that takes KEY, STRATEGY.KEY=VALUE "
+        "for one, e.g. --param window=5 or --param cartography.region=easy",
     )  # fmt: skip
     p.add_argument("--max-points", type=int, default=50_000, help="points drawn per layer (default: 50000)")
     p.add_argument("--out", required=True, help="folder for the PNG files")

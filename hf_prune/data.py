@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .sample_ids import DATASET_LABEL_COLUMNS
+
 
 FASHION_MNIST_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 IMAGE_COLUMNS = ("image", "img", "pixel_values")
-LABEL_COLUMNS = ("label", "labels", "fine_label")
 
 
 def _read_idx(path: Path, offset: int) -> np.ndarray:
@@ -88,8 +89,8 @@ def load_image_dataset(
         ds = datasets.DatasetDict({"train": ds})
     columns = next(iter(ds.values())).column_names
     image_column = image_column or next((c for c in IMAGE_COLUMNS if c in columns), None)
-    label_column = label_column or next((c for c in LABEL_COLUMNS if c in columns), None)
-    if image_column is None or label_column is None:
+    label_column = label_column or next((c for c in DATASET_LABEL_COLUMNS if c in columns), None)
+    if image_column not in columns or label_column not in columns:
         raise ValueError(
             f"{dataset_name} has columns {columns}; could not find the image and label columns. Pass "
             "--image_column and --label_column."

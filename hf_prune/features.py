@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .sample_ids import LABEL_COLUMNS, SAMPLE_ID_COLUMN, add_sample_ids
+
 
 FEATURES_FILE = "features.npy"
 SEEN_FILE = "seen.npy"
 META_FILE = "features.json"
 DEFAULT_FEATURES_DIR = "features"
 POOLINGS = ("mean", "mean_nhwc", "cls", "flatten")
-_LABEL_KEYS = ("labels", "label", "label_ids")
 
 
 class FeatureStore:
@@ -158,15 +159,6 @@ def resolve_features(features, record=None, method: str = "this method") -> Feat
             "needs one feature row per sample id of the same (unpruned) training split."
         )
     return store
-
-
-def describe_features(features) -> Any:
-    """A JSON-friendly description of a `features` parameter, for `PruneResult.params`."""
-    if features is None or isinstance(features, (str, os.PathLike)):
-        return None if features is None else str(features)
-    if isinstance(features, FeatureStore):
-        return str(features.path) if features.path else f"array{list(features.features.shape)}"
-    return f"array{list(np.shape(features))}"
 
 
 # ---------------------------------------------------------------------------------------------------- extraction
@@ -324,11 +316,8 @@ def extract_features(
     >>> get_strategy("moderate").select(trainer.score_record, prune_ratio=0.3)  # finds run/features
     ```
     """
-    from .result import SAMPLE_ID_COLUMN
-    from .trainer import _with_sample_id
-
     accelerator = trainer.accelerator
-    dataset = trainer.train_dataset if dataset is None else _with_sample_id(dataset, "feature dataset")
+    dataset = trainer.train_dataset if dataset is None else add_sample_ids(dataset, "feature dataset")
     n = int(num_samples or getattr(trainer, "num_samples", None) or len(dataset))
     output_dir = Path(output_dir) if output_dir is not None else Path(trainer.args.output_dir) / DEFAULT_FEATURES_DIR
     if feature_model is not None:
@@ -352,7 +341,7 @@ def extract_features(
                     "`PruningTrainer`, whose collator keeps it."
                 )
             ids = batch.pop(SAMPLE_ID_COLUMN).long().view(-1)
-            for key in _LABEL_KEYS:
+            for key in LABEL_COLUMNS:
                 batch.pop(key, None)
             with trainer.autocast_smart_context_manager():
                 feats = fn(batch)

@@ -25,22 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from .recording import SIGNAL_HELP
+
 
 RECORD_FILE = "record.json"
 LABELS_FILE = "labels.npy"
 FORMAT_VERSION = 1
-
-# Which `PruningArguments.record_signals` entry records each signal; used in error messages.
-SIGNAL_HELP = {
-    "p_target": "softmax probability of the true label",
-    "loss": "per-sample cross-entropy",
-    "correct": "1.0 where argmax == label",
-    "margin": "p_target minus the largest other class probability",
-    "logit_margin": "target logit minus the largest other logit (AUM)",
-    "entropy": "entropy of the softmax",
-    "el2n": "L2 norm of softmax minus one-hot",
-}
-
 
 def _atomic_write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -320,21 +310,18 @@ class ScoreRecord:
         self._num_epochs = epoch + 1
         self._commit()
 
-    def truncate(self, num_epochs: int) -> None:
-        """Forgets epochs `>= num_epochs` (used when resuming from a checkpoint taken earlier)."""
-        self._check_writable()
-        self._num_epochs = min(self._num_epochs, int(num_epochs))
-        self._commit()
-
-    def _commit(self) -> None:
-        meta = {
+    def _header(self) -> dict[str, Any]:
+        """What `record.json` holds: the format, the shape, the signals and the metadata."""
+        return {
             "format_version": FORMAT_VERSION,
             "num_samples": self._num_samples,
             "num_epochs": self._num_epochs,
             "signals": self._signals,
             "metadata": self.metadata,
         }
-        _atomic_write_json(self.path / RECORD_FILE, meta)
+
+    def _commit(self) -> None:
+        _atomic_write_json(self.path / RECORD_FILE, self._header())
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes this record (complete epochs only) to a new folder `path` and returns it."""
@@ -347,16 +334,7 @@ class ScoreRecord:
             np.save(tmp / f"{name}.npy", np.asarray(self._arrays[name][: self._num_epochs], dtype=np.float32))
         labels = self._labels if self._labels is not None else np.full(self._num_samples, -1, dtype=np.int64)
         np.save(tmp / LABELS_FILE, np.asarray(labels, dtype=np.int64))
-        _atomic_write_json(
-            tmp / RECORD_FILE,
-            {
-                "format_version": FORMAT_VERSION,
-                "num_samples": self._num_samples,
-                "num_epochs": self._num_epochs,
-                "signals": self._signals,
-                "metadata": self.metadata,
-            },
-        )
+        _atomic_write_json(tmp / RECORD_FILE, self._header())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -11,7 +11,7 @@ samples, because it trims by the length of the dataset in the *last* batch it sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,28 @@ import torch.nn.functional as F
 
 SIGNALS = ("p_target", "loss", "correct", "margin", "logit_margin", "entropy", "el2n")
 DEFAULT_SIGNALS = ("p_target", "loss", "correct")
+# What each signal is, for `--help` texts and error messages.
+SIGNAL_HELP = {
+    "p_target": "softmax probability of the true label",
+    "loss": "per-sample cross-entropy",
+    "correct": "1.0 where argmax == label",
+    "margin": "p_target minus the largest other class probability",
+    "logit_margin": "target logit minus the largest other logit (AUM)",
+    "entropy": "entropy of the softmax",
+    "el2n": "L2 norm of softmax minus one-hot",
+}
+
+
+def logits_of(outputs) -> torch.Tensor:
+    """The logits `[batch, classes]` in a model's output: a tensor, a mapping or `ModelOutput` with `logits`, or a
+    tuple `(loss, logits, ...)` when the model computed a loss (a 0-dim first element) and `(logits, ...)` otherwise."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping):
+        return outputs["logits"]
+    if len(outputs) > 1 and isinstance(outputs[0], torch.Tensor) and outputs[0].dim() == 0:
+        return outputs[1]
+    return outputs[0]
 
 
 def check_signals(signals: Sequence[str]) -> list[str]:

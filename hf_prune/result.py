@@ -9,8 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from .export.folder import save_results
+from .export.hub import fetch_index_folder, push_results_to_hub
+from .export.index_list import read_index_list
+from .sample_ids import SAMPLE_ID_COLUMN
 
-SAMPLE_ID_COLUMN = "sample_id"
+
+__all__ = ["SAMPLE_ID_COLUMN", "PruneResult"]
 
 
 @dataclass
@@ -123,8 +128,6 @@ class PruneResult:
         Returns:
             `Path`: the folder.
         """
-        from .export.index_list import save_results
-
         return save_results([self], save_directory, source, **kwargs)
 
     @classmethod
@@ -149,11 +152,19 @@ class PruneResult:
             token (`str`, *optional*):
                 Hub token for private repos.
         """
-        from .export.hub import fetch_index_folder
-        from .export.index_list import read_index_list
-
         folder = fetch_index_folder(path_or_repo_id, config=config, revision=revision, token=token)
-        return read_index_list(folder, config).to_result()
+        index_list = read_index_list(folder, config)
+        params, provenance = index_list.saved_params_and_provenance()
+        return cls(
+            kept_ids=index_list.index,
+            scores=index_list.full_scores(),
+            prune_ratio=float(index_list.entry["prune_ratio"]),
+            method=str(index_list.pruning["method"]),
+            params=params,
+            num_samples=index_list.num_samples,
+            labels=index_list.full_labels(),
+            provenance=provenance,
+        )
 
     def push_to_hub(
         self,
@@ -198,8 +209,6 @@ class PruneResult:
         >>> result.push_to_hub("org/imagenet-1k-dyn-unc-25", source=("ILSVRC/imagenet-1k", "train", "main"))
         ```
         """
-        from .export import push_results_to_hub
-
         return push_results_to_hub(
             [self], repo_id, private, token, revision, commit_message, tag=tag, source=source, **kwargs
         )

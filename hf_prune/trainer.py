@@ -15,191 +15,36 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
+from .config import PruningArguments
+from .dynamic.trainer_hooks import TrainerDynamicPruning
+from .provenance import infer_source
 from .record import RECORD_FILE, ScoreRecord
-from .recording import DEFAULT_SIGNALS, Recorder, check_signals
-from .result import SAMPLE_ID_COLUMN
+from .recording import DEFAULT_SIGNALS, Recorder, logits_of
+from .sample_ids import (
+    SAMPLE_ID_COLUMN,
+    KeepSampleIdCollator,
+    add_sample_ids,
+    check_has_labels,
+    is_iterable_dataset,
+    num_unpruned_samples,
+)
+from .version import __version__
 
+
+__all__ = ["PruningArguments", "PruningTrainer"]
 
 logger = logging.get_logger(__name__)
 
 CHECKPOINT_RECORD_DIR = "score_record"
 CHECKPOINT_PARTIAL_DIR = "score_record_partial"
-LABEL_COLUMNS = ("label", "labels", "label_ids")
-
-
-@dataclass
-class PruningArguments(TrainingArguments):
-    """`TrainingArguments` plus what `PruningTrainer` records.
-
-    Recording:
-
-    - **record_signals** -- which per-sample signals to record each epoch.
-    - **record_clean_view** -- also run a clean pass (eval transform, eval mode, no grad) each epoch and record
-      from it instead of the training step, as in the Dyn-Unc authors' code. Costs one forward pass per epoch.
-    - **score_record_dir** -- where the record goes, relative to `output_dir`.
-    - **record_num_samples** -- length of the unpruned split, when training on a pruned view that carries
-      `sample_id` already.
-
-    Dynamic pruning (`hf_prune.dynamic`; off unless `dynamic_policy` is set):
-
-    - **dynamic_policy** -- `random_dynamic`, `uncertainty_ema`, `epsilon_greedy`, `ucb` or `infobatch`.
-    - **dynamic_prune_ratio** -- fraction of the train set *removed* in each pruned epoch, in [0, 1).
-    - **pruning_period** -- `T_p`: epochs between re-selections (Raju et al. use 10).
-    - **dynamic_scoring** -- `"pass"`: a forward pass over the whole train set at each re-selection (Raju et al.;
-      its time counts); `"train_loss"`: the free training losses of the samples seen (unseen keep their last score).
-    - **dynamic_alpha**, **dynamic_epsilon**, **dynamic_c** -- EMA weight (Eq. 2), exploration share (epsilon-greedy),
-      variance weight (UCB, Eq. 4).
-    - **dynamic_class_balanced** -- rank within every class (EMA-based policies).
-    - **infobatch_delta**, **infobatch_max_ratio** -- InfoBatch: share of the epochs that prune, bound on `r`.
-    - **dynamic_round_to_batches** -- round the kept count up to a multiple of `world_size x per_device batch`, so
-      every selected sample is used exactly once per epoch with no padding.
-    """
-
-    record_signals: list[str] = field(
-        default_factory=lambda: list(DEFAULT_SIGNALS),
-        metadata={
-            "help": "Per-sample signals recorded every epoch, from the training step's own logits. Choose from "
-            "p_target, loss, correct, margin, logit_margin, entropy, el2n."
-        },
-    )
-    record_clean_view: bool = field(
-        default=False,
-        metadata={
-            "help": "Record from an extra clean pass over `clean_view_dataset` (eval transform, eval mode, no grad) "
-            "at the end of every epoch instead of from the training step. Costs one forward pass per epoch."
-        },
-    )
-    score_record_dir: str = field(
-        default="scores", metadata={"help": "Folder of the score record, relative to output_dir."}
-    )
-    record_num_samples: int | None = field(
-        default=None,
-        metadata={
-            "help": "Number of rows of the unpruned train split. Only needed when the train dataset is already a "
-            "pruned view carrying a `sample_id` column; defaults to max(sample_id) + 1 there, else len(dataset)."
-        },
-    )
-
-    # ---- dynamic pruning (hf_prune.dynamic) ----
-    dynamic_policy: str | None = field(
-        default=None,
-        metadata={
-            "help": "Dynamic pruning policy re-selecting the training subset during training: random_dynamic, "
-            "uncertainty_ema, epsilon_greedy, ucb (Raju et al. 2021) or infobatch (Qin et al. 2024). None trains on "
-            "all data."
-        },
-    )
-    dynamic_prune_ratio: float = field(
-        default=0.5,
-        metadata={"help": "Fraction of the train set *removed* in each pruned epoch, in [0, 1): 0.5 trains on half."},
-    )
-    pruning_period: int = field(
-        default=1, metadata={"help": "T_p: epochs between two selections of the dynamic policy (>= 1)."}
-    )
-    dynamic_scoring: str = field(
-        default="train_loss",
-        metadata={
-            "help": "Where dynamic scores come from: 'pass' (a forward pass over the whole train set at every "
-            "re-selection, as Raju et al.; its time counts) or 'train_loss' (the per-sample training losses of the "
-            "samples seen, free; unseen samples keep their last score)."
-        },
-    )
-    dynamic_alpha: float = field(
-        default=0.8, metadata={"help": "EMA weight of the newest loss (Raju et al. Eq. 2-3), in (0, 1]."}
-    )
-    dynamic_epsilon: float = field(
-        default=0.1, metadata={"help": "epsilon_greedy: share of the kept samples drawn at random, in [0, 1]."}
-    )
-    dynamic_c: float = field(default=1.0, metadata={"help": "ucb: weight c of the running variance (Eq. 4), >= 0."})
-    dynamic_class_balanced: bool = field(
-        default=False,
-        metadata={
-            "help": "uncertainty_ema / epsilon_greedy / ucb: rank within every class so each keeps its share of the "
-            "selection (an addition to Raju et al.; stops a loss ranking from dropping whole classes early on)."
-        },
-    )
-    infobatch_delta: float = field(
-        default=0.875,
-        metadata={"help": "infobatch: pruning stops at epoch floor(delta * num_train_epochs) (annealing), in (0, 1]."},
-    )
-    infobatch_max_ratio: float = field(
-        default=0.9,
-        metadata={"help": "infobatch: upper bound of the ratio r pruned from the below-mean-loss samples, in (0, 1)."},
-    )
-    dynamic_round_to_batches: bool = field(
-        default=True,
-        metadata={
-            "help": "Round the per-epoch kept count up to a multiple of world_size x per_device_train_batch_size, so "
-            "every selected sample is used exactly once per epoch (no padding duplicates across ranks)."
-        },
-    )
-
-    def __post_init__(self):
-        super().__post_init__()
-        if isinstance(self.record_signals, str):
-            self.record_signals = [s.strip() for s in self.record_signals.split(",") if s.strip()]
-        self.record_signals = check_signals(self.record_signals)
-        if self.record_num_samples is not None and self.record_num_samples <= 0:
-            raise ValueError(f"record_num_samples must be positive; got {self.record_num_samples}.")
-        if self.dynamic_policy is not None:
-            from .dynamic.trainer_hooks import check_dynamic_args
-
-            # Raises clear errors for a bad policy, ratio, period or scoring mode; adds the "loss" signal that
-            # dynamic_scoring="train_loss" feeds to the policy.
-            self.record_signals = check_dynamic_args(self)
-        launched = int(os.environ.get("WORLD_SIZE", "1"))
-        if launched > 1 and self.world_size == 1:
-            # Unconnected processes would each write the same score record.
-            raise ValueError(
-                f"{launched} processes were launched (WORLD_SIZE={launched}) but these arguments run them unconnected "
-                "(world_size=1). On a machine without a GPU pass `use_cpu=True` (`--use_cpu`) so they join one "
-                "gloo process group."
-            )
-
-
-class _KeepSampleIdCollator:
-    """Wraps a data collator so that `sample_id` reaches the batch even if the user's collator drops extra keys."""
-
-    def __init__(self, collator):
-        self.collator = collator
-
-    def __call__(self, features):
-        if not features or not isinstance(features[0], Mapping) or SAMPLE_ID_COLUMN not in features[0]:
-            return self.collator(features)
-        ids = torch.tensor([int(f[SAMPLE_ID_COLUMN]) for f in features], dtype=torch.long)
-        batch = self.collator([{k: v for k, v in f.items() if k != SAMPLE_ID_COLUMN} for f in features])
-        batch[SAMPLE_ID_COLUMN] = ids
-        return batch
-
-
-class _IndexedDataset(torch.utils.data.Dataset):
-    """A map-style torch dataset of dicts, with the row position added as `sample_id`."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, idx):
-        item = self.dataset[idx]
-        if not isinstance(item, Mapping):
-            raise TypeError(
-                "PruningTrainer needs dataset items to be dicts (e.g. {'pixel_values': ..., 'labels': ...}) so it "
-                f"can add `sample_id`; got {type(item).__name__}."
-            )
-        return {**item, SAMPLE_ID_COLUMN: idx}
 
 
 class _RecordingCallback(TrainerCallback):
@@ -217,53 +62,6 @@ class _RecordingCallback(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.trainer._end_recording_epoch()
-
-
-def _logits_of(outputs) -> torch.Tensor:
-    if isinstance(outputs, torch.Tensor):
-        return outputs
-    if isinstance(outputs, Mapping):
-        return outputs["logits"]
-    # Tuples: (loss, logits, ...) when a loss was computed, else (logits, ...).
-    return outputs[1] if len(outputs) > 1 and outputs[0].dim() == 0 else outputs[0]
-
-
-def _with_sample_id(dataset, name: str):
-    """Adds `sample_id` (row position) to a dataset that lacks it; checks it has labels."""
-    if dataset is None:
-        return None
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        datasets = None
-    if datasets is not None and isinstance(dataset, datasets.IterableDataset):
-        if dataset.column_names is not None and SAMPLE_ID_COLUMN not in dataset.column_names:
-            raise ValueError(
-                f"The {name} is an IterableDataset without a `{SAMPLE_ID_COLUMN}` column. Add the row position of "
-                "the unpruned split as `sample_id` (int64) before streaming, e.g. with `.map(..., with_indices=True)`."
-            )
-        return dataset
-    if datasets is not None and isinstance(dataset, datasets.Dataset):
-        if not any(c in dataset.column_names for c in LABEL_COLUMNS):
-            raise ValueError(
-                f"The {name} has no label column (looked for {list(LABEL_COLUMNS)} in {dataset.column_names}). "
-                "PruningTrainer records signals against the hard class label: rename your label column to 'label'."
-            )
-        if SAMPLE_ID_COLUMN in dataset.column_names:
-            return dataset
-        return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
-    return _IndexedDataset(dataset)
-
-
-def _num_unpruned_samples(dataset, override: int | None) -> int:
-    if override is not None:
-        return int(override)
-    if isinstance(dataset, _IndexedDataset):
-        return len(dataset)
-    if len(dataset) == 0:
-        raise ValueError("The train dataset is empty.")
-    ids = np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN])
-    return int(max(len(dataset), ids.max() + 1))
 
 
 class PruningTrainer(Trainer):
@@ -297,23 +95,25 @@ class PruningTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.train_dataset is None:
             raise ValueError("PruningTrainer needs a `train_dataset`: it records per-sample dynamics of training.")
-        self.train_dataset = _with_sample_id(self.train_dataset, "train dataset")
+        check_has_labels(self.train_dataset, "train dataset")
+        self.train_dataset = add_sample_ids(self.train_dataset, "train dataset")
         signals = getattr(self.args, "record_signals", DEFAULT_SIGNALS)
         self.record_clean_view = bool(getattr(self.args, "record_clean_view", False))
         if self.record_clean_view and clean_view_dataset is None:
             raise ValueError(
                 "record_clean_view=True needs `clean_view_dataset`: the training split with the eval transform."
             )
-        self.clean_view_dataset = _with_sample_id(clean_view_dataset, "clean view dataset")
+        if clean_view_dataset is not None:
+            check_has_labels(clean_view_dataset, "clean view dataset")
+        self.clean_view_dataset = add_sample_ids(clean_view_dataset, "clean view dataset")
         self.num_samples = (
             None
-            if isinstance(self.train_dataset, torch.utils.data.IterableDataset)
-            and getattr(self.args, "record_num_samples", None) is None
-            else _num_unpruned_samples(self.train_dataset, getattr(self.args, "record_num_samples", None))
+            if is_iterable_dataset(self.train_dataset) and getattr(self.args, "record_num_samples", None) is None
+            else num_unpruned_samples(self.train_dataset, getattr(self.args, "record_num_samples", None))
         )
         if self.num_samples is None:
             raise ValueError("Training on an IterableDataset: set `record_num_samples` to the unpruned split's length.")
-        self.data_collator = _KeepSampleIdCollator(self.data_collator)
+        self.data_collator = KeepSampleIdCollator(self.data_collator)
         self.recorder = Recorder(signals)
         self._record: ScoreRecord | None = None
         self._recorded_epochs = 0
@@ -322,8 +122,6 @@ class PruningTrainer(Trainer):
         # Dynamic pruning (hf_prune.dynamic): the per-epoch sampler, its policy and InfoBatch's loss weights.
         self._dynamic = None
         if getattr(self.args, "dynamic_policy", None) is not None:
-            from .dynamic.trainer_hooks import TrainerDynamicPruning
-
             self._dynamic = TrainerDynamicPruning(self)
 
     # ------------------------------------------------------------------ paths
@@ -392,9 +190,9 @@ class PruningTrainer(Trainer):
         if weighted:
             # InfoBatch: the model's loss is already a batch mean, so the per-sample 1/(1-r) weights are applied to
             # a cross-entropy recomputed from the logits with reduction="none" (hf_prune.dynamic.loss).
-            loss = self._dynamic.weighted_loss(ids, _logits_of(outputs), labels, num_items_in_batch)
+            loss = self._dynamic.weighted_loss(ids, logits_of(outputs), labels, num_items_in_batch)
         if not self.record_clean_view:
-            self.recorder.add(ids, _logits_of(outputs), labels)
+            self.recorder.add(ids, logits_of(outputs), labels)
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model, trial):
@@ -426,8 +224,6 @@ class PruningTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model) if self.model is not None else None
         config = getattr(model, "config", None)
         ds = self.train_dataset
-        from . import __version__
-
         return {
             "num_samples": self.num_samples,
             "signals": self.recorder.signals,
@@ -508,15 +304,13 @@ class PruningTrainer(Trainer):
             labels = self._labels_of(batch)
             with self.autocast_smart_context_manager():
                 outputs = model(**batch)
-            self.recorder.add(ids, _logits_of(outputs), labels)
+            self.recorder.add(ids, logits_of(outputs), labels)
         model.train(was_training)
 
 
 def _source_of(dataset) -> dict[str, Any]:
     """Split, config and Hub revision of a `datasets.Dataset`, for the record's provenance (exports read them)."""
     try:
-        from .export.index_list import infer_source
-
         return infer_source(dataset)
     except Exception:  # provenance is best effort; never fail a training run for it
         return {}

@@ -25,7 +25,8 @@ def run_dir(tmp_path_factory):
 def test_console_entry_point_lists_strategies_without_matplotlib():
     code = (
         "import sys; from hf_prune.cli import main; rc = main(['strategies']); "
-        "assert 'matplotlib' not in sys.modules and 'hf_prune.plots' not in sys.modules, 'plots imported'; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert 'transformers' not in sys.modules, 'transformers imported'; "
         "sys.exit(rc)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
@@ -90,10 +91,14 @@ def test_plot_writes_maps(run_dir, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "maps"
     main(["plot", str(run_dir), "--strategy", "dyn_unc", "--strategy", "forgetting", "--param",
-          'dyn_unc={"window": 4}', "--prune-ratio", "0.3", "--out", str(out)])  # fmt: skip
+          "dyn_unc.window=4", "--prune-ratio", "0.3", "--out", str(out)])  # fmt: skip
     names = sorted(p.name for p in out.iterdir())
     assert names == ["data_map.png", "data_map_dyn_unc.png", "data_map_forgetting.png", "removed_comparison.png"]
     assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+    # a parameter no chosen strategy takes is an error, never silently ignored; nothing is drawn
+    with pytest.raises(SystemExit, match="no strategy here takes parameter 'windw'"):
+        main(["plot", str(run_dir), "--strategy", "dyn_unc", "--param", "windw=2", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
 
 
 def test_push_passes_every_option_to_push_folder_to_hub(tmp_path, monkeypatch, capsys):

@@ -65,7 +65,7 @@ def test_select_keeps_highest_uncertainty_and_ratio_means_removed():
 
 
 def test_imagenet_rounding_keeps_960876():
-    from hf_prune.strategies.selection import num_removed
+    from hf_prune.selection import num_removed
 
     assert 1_281_167 - num_removed(1_281_167, 0.25) == 960_876
     assert num_removed(10, 0.3) == 3

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hf_prune import ScoreRecord, get_strategy
-from hf_prune.strategies.selection import ccs_kept_ids, num_removed, rank_for_keeping, select_kept_ids
+from hf_prune.selection import ccs_kept_ids, num_removed, rank, select_kept_ids
 
 
 def naive_select(scores, ratio, keep):
@@ -33,8 +33,8 @@ def test_select_matches_naive_with_ties_nan_and_inf(keep, ratio):
 
 def test_nan_is_removed_before_infinite_scores_in_both_directions():
     scores = np.array([np.nan, np.inf, 1.0, -np.inf])
-    assert rank_for_keeping(scores, "high").tolist() == [1, 2, 3, 0]
-    assert rank_for_keeping(scores, "low").tolist() == [3, 2, 1, 0]
+    assert rank(scores, "high").tolist() == [1, 2, 3, 0]
+    assert rank(scores, "low").tolist() == [3, 2, 1, 0]
 
 
 def test_class_balanced_removes_the_same_fraction_per_class():
@@ -139,3 +139,90 @@ def test_params_and_provenance_are_exact_and_json_ready(tmp_path):
     assert result.provenance["record"] == {"model": {"class": "X"}}
     assert result.provenance["num_epochs"] == 6 and result.provenance["record_path"] == str(tmp_path / "scores")
     json.dumps({"params": result.params, "provenance": result.provenance})
+
+
+# ------------------------------------------------------------------------------------------------ one rule each
+
+
+def test_rule_ratio_is_the_fraction_removed_and_checked_once():
+    from hf_prune.selection import check_ratio
+
+    assert check_ratio(0.25) == 0.25 and check_ratio(0) == 0.0
+    for bad in (1.0, -0.1, float("nan"), 1.5):
+        with pytest.raises(ValueError, match="fraction of samples \\*removed\\*"):
+            check_ratio(bad)
+    for bad in ("half", None, True):
+        with pytest.raises(TypeError, match="must be a number"):
+            check_ratio(bad, "dynamic_prune_ratio")
+    # the same check guards static strategies and dynamic policies
+    from hf_prune.dynamic import get_policy
+
+    with pytest.raises(ValueError, match="fraction of samples"):
+        get_policy("ucb", prune_ratio=1.0)
+    with pytest.raises(ValueError, match="fraction of samples"):
+        get_strategy("random").select(ScoreRecord.from_arrays({"p": np.zeros((1, 4))}), 1.0)
+
+
+def test_rule_kept_count_is_n_minus_floor_rn_rounded_up_to_whole_batches():
+    from hf_prune.selection import num_kept
+
+    assert num_kept(1_281_167, 0.25) == 960_876
+    assert num_kept(10, 0.3) == 7  # 0.3 * 10 = 2.9999999999999996 still removes 3
+    assert num_kept(101, 0.5) == 51 and num_kept(101, 0.5, multiple_of=8) == 56
+    assert num_kept(101, 0.0, multiple_of=8) == 101  # never above n
+    for n in range(1, 40):
+        for r in (0.0, 0.1, 0.25, 0.5, 0.9, 0.99):
+            assert num_kept(n, r) == n - math.floor(r * n + 1e-9) >= 1
+    with pytest.raises(ValueError, match="positive"):
+        num_kept(0, 0.5)
+
+
+def test_rule_ranking_direction_and_nan_position():
+    scores = np.array([0.5, np.nan, 2.0, -1.0, np.inf])
+    assert rank(scores, "high").tolist() == [4, 2, 0, 3, 1]  # NaN last: removed first
+    assert rank(scores, "low").tolist() == [3, 0, 2, 4, 1]
+    assert rank(scores, "high", nan="first").tolist() == [1, 4, 2, 0, 3]  # NaN first: explored first
+    with pytest.raises(ValueError, match="nan must be"):
+        rank(scores, nan="middle")
+
+
+def test_rule_ties_lower_id_or_a_seeded_permutation():
+    ties = np.zeros(6)
+    assert rank(ties).tolist() == [0, 1, 2, 3, 4, 5]
+    a = rank(ties, rng=np.random.default_rng(3))
+    assert a.tolist() == rank(ties, rng=np.random.default_rng(3)).tolist()  # same seed, same order on every rank
+    assert sorted(a.tolist()) == list(range(6)) and a.tolist() != list(range(6))
+
+
+def naive_top_per_class(scores, labels, quota, keep, nan):
+    kept = []
+    for c in sorted(set(labels.tolist())):
+        members = [i for i in range(len(scores)) if labels[i] == c]
+        sign = -1 if keep == "high" else 1
+        members.sort(
+            key=lambda i: (
+                math.isnan(scores[i]) == (nan == "last"),
+                0 if math.isnan(scores[i]) else sign * scores[i],
+                i,
+            )
+        )
+        kept += members[: quota[c]]
+    return sorted(kept)
+
+
+@pytest.mark.parametrize("nan", ["last", "first"])
+@pytest.mark.parametrize("keep", ["high", "low"])
+def test_rule_class_balance_in_one_sort_matches_a_loop_over_classes(keep, nan):
+    from hf_prune.selection import class_quotas_by_ratio, class_quotas_by_total, top_per_class
+
+    rng = np.random.default_rng(7)
+    labels = rng.integers(-1, 6, size=300)  # -1 (unknown) is a class of its own
+    scores = rng.integers(0, 4, size=300).astype(float)
+    scores[rng.choice(300, 30, replace=False)] = np.nan
+    classes, counts = np.unique(labels, return_counts=True)
+    for quota in (class_quotas_by_ratio(counts, 0.3), class_quotas_by_total(counts, 101, classes)):
+        got = np.sort(top_per_class(scores, labels, quota, keep=keep, nan=nan))
+        expected = naive_top_per_class(scores, labels, dict(zip(classes.tolist(), quota.tolist())), keep, nan)
+        assert got.tolist() == expected
+    assert class_quotas_by_total(counts, 101, classes).sum() == 101
+    assert (class_quotas_by_ratio(counts, 0.3) == counts - np.floor(0.3 * counts)).all()

@@ -56,7 +56,11 @@ def test_drop_in_with_plain_training_arguments(tmp_path):
     trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     trainer.train()
     assert trainer.score_record.signals == ["p_target", "loss", "correct"]
-    assert isinstance(trainer, Trainer)
+    record = trainer.score_record
+    assert (record.num_samples, record.num_epochs) == (30, 2) and not np.isnan(record.signal("p_target")).any()
+    # Trainer's own loop ran: its state counts the steps of 2 epochs of ceil(30 / 8) batches, and evaluation works
+    assert trainer.state.global_step == 2 * 4 and trainer.state.epoch == pytest.approx(2.0)
+    assert "eval_loss" in trainer.evaluate(eval_dataset=ds)
 
 
 def test_same_training_as_plain_trainer(tmp_path):

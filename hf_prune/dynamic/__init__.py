@@ -15,15 +15,11 @@ In `PruningTrainer`: `PruningArguments(dynamic_policy="ucb", dynamic_prune_ratio
 dynamic_scoring="train_loss")`. In your own Accelerate loop: `DynamicPruningSampler` or `DynamicPruningDataset`.
 """
 
+from ..plots import selection_groups
+from ..selection import num_kept
 from . import epsilon_greedy, infobatch, random_dynamic, ucb, uncertainty_ema  # noqa: F401  (register the policies)
-from .analysis import (
-    SELECTED_SIGNAL,
-    plot_selection_histogram,
-    selection_counts,
-    selection_groups,
-    static_result_from_selection,
-)
-from .base import DynamicPolicy, Selection, get_policy, list_policies, num_kept, register_policy
+from .analysis import SELECTED_SIGNAL, plot_selection_histogram, selection_counts, static_result_from_selection
+from .base import POLICIES, DynamicPolicy, Selection, get_policy, is_policy, list_policies, register_policy
 from .epsilon_greedy import EpsilonGreedy
 from .infobatch import InfoBatch
 from .iterable import LOSS_WEIGHT_COLUMN, DynamicPruningDataset
@@ -36,6 +32,7 @@ from .uncertainty_ema import EmaScores, UncertaintyEMA
 
 __all__ = [
     "LOSS_WEIGHT_COLUMN",
+    "POLICIES",
     "SELECTED_SIGNAL",
     "UCB",
     "DynamicPolicy",
@@ -48,6 +45,7 @@ __all__ = [
     "Selection",
     "UncertaintyEMA",
     "get_policy",
+    "is_policy",
     "list_policies",
     "num_kept",
     "plot_selection_histogram",

@@ -10,26 +10,31 @@ which is what lets `DynamicPruningSampler` run on every rank with no broadcast.
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..registry import Registry
+from ..selection import check_ratio
 
 
-_REGISTRY = Registry("dynamic policy", "policies")
+POLICIES = Registry("dynamic policy", "policies")
 
 
 def register_policy(cls: type[DynamicPolicy]) -> type[DynamicPolicy]:
     """Class decorator that registers a `DynamicPolicy` subclass under its `name`; a duplicate name is refused."""
-    return _REGISTRY.register(cls)
+    return POLICIES.register(cls)
 
 
 def list_policies() -> dict[str, str]:
     """Returns `{name: one-line summary}` for every registered dynamic pruning policy, sorted by name."""
-    return _REGISTRY.summaries()
+    return POLICIES.summaries()
+
+
+def is_policy(name: str) -> bool:
+    """Whether a dynamic pruning policy is registered as `name`."""
+    return name in POLICIES
 
 
 def get_policy(name: str, **params: Any) -> DynamicPolicy:
@@ -42,35 +47,7 @@ def get_policy(name: str, **params: Any) -> DynamicPolicy:
     >>> policy = get_policy("ucb", prune_ratio=0.5, alpha=0.8, c=1.0)
     ```
     """
-    return _REGISTRY.build(name, **params)
-
-
-def check_ratio(value: float, name: str = "prune_ratio") -> float:
-    """`value` as a float in [0, 1), or a clear error (ratios are the fraction of samples *removed*)."""
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number in [0, 1); got {value!r}.") from None
-    if math.isnan(ratio) or not (0.0 <= ratio < 1.0):
-        raise ValueError(
-            f"{name} must be in [0, 1): it is the fraction of samples *removed* per epoch (0.5 trains on half). "
-            f"Got {ratio}."
-        )
-    return ratio
-
-
-def num_kept(num_samples: int, prune_ratio: float, multiple_of: int = 1) -> int:
-    """Samples kept per epoch: `n - floor(prune_ratio * n)`, rounded *up* to a multiple of `multiple_of`, at most `n`.
-
-    Rounding up to `world_size * per_device_batch_size` makes every batch on every rank full, so distributed
-    samplers never pad with duplicates (see `DynamicPruningSampler`). It keeps at most `multiple_of - 1` extra samples.
-    """
-    if num_samples <= 0:
-        raise ValueError(f"num_samples must be positive; got {num_samples}.")
-    keep = num_samples - int(math.floor(prune_ratio * num_samples + 1e-9))
-    multiple_of = max(1, int(multiple_of))
-    keep = int(math.ceil(keep / multiple_of)) * multiple_of
-    return max(1, min(num_samples, keep))
+    return POLICIES.build(name, **params)
 
 
 @dataclass
@@ -96,36 +73,6 @@ class Selection:
             self.weights = np.asarray(self.weights, dtype=np.float32)[order]
         if self.ids.size and np.any(np.diff(self.ids) == 0):
             raise ValueError("A selection must not contain a sample twice.")
-
-
-def rank_descending(scores: np.ndarray, rng: np.random.Generator, nan_first: bool = True) -> np.ndarray:
-    """Positions ordered from highest to lowest score, ties broken at random by `rng` (same rng, same order).
-
-    NaN (a sample with no score yet) ranks first when `nan_first` (optimism: unseen samples get explored first),
-    else last.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    key = -scores
-    key[np.isnan(key)] = -np.inf if nan_first else np.inf
-    tie = rng.permutation(scores.shape[0])
-    # lexsort sorts by the last key first: by key ascending (score descending), then by the random tie rank.
-    return np.lexsort((tie, key))
-
-
-def top_k_per_class(scores: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The `k` highest scores with every class keeping its share: class `c` (of `n_c` samples) gets `floor(k n_c / n)`
-    places, the remainder going to the largest fractional parts (ties: lower label). Label -1 (unknown) is a class of its
-    own. Within a class, `rank_descending` (NaN first, random ties)."""
-    classes, counts = np.unique(labels, return_counts=True)
-    exact = k * counts / labels.shape[0]
-    quota = np.floor(exact).astype(np.int64)
-    extra = k - int(quota.sum())
-    quota[np.lexsort((classes, -(exact - quota)))[:extra]] += 1
-    chosen = []
-    for c, q in zip(classes, quota):
-        members = np.flatnonzero(labels == c)
-        chosen.append(members[rank_descending(scores[members], rng)[:q]])
-    return np.concatenate(chosen)
 
 
 class DynamicPolicy(abc.ABC):

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import torch
 
-from ..result import SAMPLE_ID_COLUMN
+from ..sample_ids import SAMPLE_ID_COLUMN
 from .base import DynamicPolicy
 from .sampler import DynamicPruningSampler
 

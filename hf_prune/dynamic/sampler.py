@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import DynamicPolicy, Selection, num_kept
+from ..selection import num_kept
+from .base import DynamicPolicy, Selection
 
 
 def _as_numpy(x, dtype) -> np.ndarray:
@@ -178,14 +179,6 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         if labels is not None:
             labels = _as_numpy(labels, np.int64)[::-1][rev_index]
         self.policy.observe(rev_unique, losses[::-1][rev_index], labels)
-
-    def selected_mask(self) -> np.ndarray:
-        """Boolean `[num_samples]`: True for the samples of the current epoch's selection."""
-        if self.epoch is None:
-            self.set_epoch(0)
-        mask = np.zeros(self.num_samples, dtype=bool)
-        mask[self.selection.ids] = True
-        return mask
 
     @property
     def weighted(self) -> bool:

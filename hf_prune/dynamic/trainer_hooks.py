@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from ..recording import Recorder
-from ..result import SAMPLE_ID_COLUMN
+from ..recording import Recorder, logits_of
+from ..sample_ids import SAMPLE_ID_COLUMN, is_iterable_dataset, sample_ids_of
 from .analysis import SELECTED_SIGNAL
 from .base import DynamicPolicy, get_policy
 from .loss import weighted_cross_entropy
@@ -57,39 +57,8 @@ def policy_from_args(args, num_epochs: int | None = None) -> DynamicPolicy:
     return get_policy(name, **params)
 
 
-def check_dynamic_args(args) -> list[str]:
-    """Validates the dynamic pruning fields of `PruningArguments`; returns `record_signals` with `"loss"` added where
-    `dynamic_scoring="train_loss"` needs it."""
-    from .base import check_ratio, list_policies
-
-    if args.dynamic_policy not in list_policies():
-        raise ValueError(
-            f"Unknown dynamic_policy {args.dynamic_policy!r}; choose from {sorted(list_policies())} (or None for no "
-            "dynamic pruning)."
-        )
-    check_ratio(args.dynamic_prune_ratio, "dynamic_prune_ratio")
-    if (
-        isinstance(args.pruning_period, bool)
-        or int(args.pruning_period) != args.pruning_period
-        or args.pruning_period < 1
-    ):
-        raise ValueError(
-            f"pruning_period must be an integer >= 1 (the number of epochs between two selections, T_p); got "
-            f"{args.pruning_period!r}."
-        )
-    if args.dynamic_scoring not in SCORING_MODES:
-        raise ValueError(
-            f"dynamic_scoring must be 'pass' (a scoring pass over the train set every pruning_period epochs) or "
-            f"'train_loss' (the training losses of the samples seen); got {args.dynamic_scoring!r}."
-        )
-    policy_from_args(args, _num_epochs_of(args))  # the policy checks its own parameters (alpha, epsilon, c, delta)
-    signals = list(args.record_signals)
-    if args.dynamic_scoring == "train_loss" and "loss" not in signals:
-        signals.append("loss")
-    return signals
-
-
-def _num_epochs_of(args) -> int | None:
+def num_epochs_of(args) -> int | None:
+    """The run's number of epochs, when `args` fix it (not with `max_steps`)."""
     return None if args.max_steps > 0 else max(1, int(math.ceil(args.num_train_epochs)))
 
 
@@ -105,7 +74,7 @@ class TrainerDynamicPruning:
     def __init__(self, trainer):
         args = trainer.args
         dataset = trainer.train_dataset
-        if isinstance(dataset, torch.utils.data.IterableDataset) or not hasattr(dataset, "__len__"):
+        if is_iterable_dataset(dataset) or not hasattr(dataset, "__len__"):
             raise ValueError(
                 "Dynamic pruning selects rows of a map-style train dataset; got an IterableDataset. Pass the "
                 "`datasets.Dataset` itself (or use `hf_prune.dynamic.DynamicPruningDataset` in your own loop)."
@@ -119,14 +88,10 @@ class TrainerDynamicPruning:
             )
         self.trainer = trainer
         self.scoring = args.dynamic_scoring
-        self.policy = policy_from_args(args, _num_epochs_of(args))
+        self.policy = policy_from_args(args, num_epochs_of(args))
         n = len(dataset)
         # Positions (what the sampler yields) -> sample ids (what the recorder and the record use).
-        columns = getattr(dataset, "column_names", None)
-        if columns is not None and SAMPLE_ID_COLUMN in columns:
-            self.sample_ids = np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN], dtype=np.int64)
-        else:
-            self.sample_ids = np.arange(n, dtype=np.int64)
+        self.sample_ids = sample_ids_of(dataset)
         self.position_of = np.full(int(max(trainer.num_samples, self.sample_ids.max() + 1)), -1, dtype=np.int64)
         self.position_of[self.sample_ids] = np.arange(n)
         world = trainer.accelerator.num_processes
@@ -282,8 +247,7 @@ class TrainerDynamicPruning:
                 labels = trainer._labels_of(batch)
                 with trainer.autocast_smart_context_manager():
                     outputs = model(**batch)
-                logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1 if len(outputs) > 1 else 0]
-                recorder.add(ids, logits, labels)
+                recorder.add(ids, logits_of(outputs), labels)
         finally:
             model.train(was_training)
         ids, labels, values = recorder.gather(trainer.accelerator, device=trainer.args.device)

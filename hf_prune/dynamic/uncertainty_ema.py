@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import DynamicPolicy, Selection, rank_descending, register_policy, top_k_per_class
+from ..selection import class_quotas_by_total, rank, top_per_class
+from .base import DynamicPolicy, Selection, register_policy
 
 
 class EmaScores(DynamicPolicy):
@@ -79,8 +80,12 @@ class EmaScores(DynamicPolicy):
     def _top(self, num_keep, rng) -> np.ndarray:
         """The `num_keep` highest scores, per class when `class_balanced`."""
         if self.class_balanced:
-            return top_k_per_class(self.scores(), self._tables["label"], num_keep, rng)
-        return rank_descending(self.scores(), rng)[:num_keep]
+            return top_per_class(
+                self.scores(), self._tables["label"],
+                lambda classes, counts: class_quotas_by_total(counts, num_keep, classes),
+                keep="high", nan="first", rng=rng,
+            )  # fmt: skip
+        return rank(self.scores(), keep="high", nan="first", rng=rng)[:num_keep]
 
     def _select(self, epoch, num_keep, rng):
         return Selection(self._top(num_keep, rng))

@@ -6,33 +6,20 @@
 >>> train = load_pruned(full_train, "org/imagenet-1k-dyn-unc-25")  # row count, checksum, bounds checked
 ```
 
-See `index_list` for the file layout and the definition of `index_sha256`.
+Modules, lowest first: `index_list` (the file format and its checksum), `content` (content keys), `cards` (dataset
+cards), `model_card`, `folder` (writing a whole folder), `hub` (push and fetch), `loading` (`load_pruned`).
 """
 
-from .cards import (
-    METHODS,
-    MethodInfo,
-    model_card,
-    plot_data_map,
-    plot_score_histogram,
-    render_dataset_card,
-    template_path,
-)
+from .cards import MethodInfo, method_info, render_dataset_card, template_path
+from .folder import save_results
 from .hub import HubPushError, fetch_index_folder, push_folder_to_hub, push_results_to_hub, validate_folder
-from .index_list import (
-    CHECKSUM_DEFINITION,
-    IndexList,
-    config_name_for,
-    index_sha256,
-    read_index_list,
-    save_results,
-)
+from .index_list import CHECKSUM_DEFINITION, IndexList, config_name_for, index_sha256, read_index_list
 from .loading import SourceMismatchWarning, load_pruned
+from .model_card import model_card
 
 
 __all__ = [
     "CHECKSUM_DEFINITION",
-    "METHODS",
     "HubPushError",
     "IndexList",
     "MethodInfo",
@@ -41,9 +28,8 @@ __all__ = [
     "fetch_index_folder",
     "index_sha256",
     "load_pruned",
+    "method_info",
     "model_card",
-    "plot_data_map",
-    "plot_score_histogram",
     "push_folder_to_hub",
     "push_results_to_hub",
     "read_index_list",

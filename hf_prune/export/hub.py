@@ -7,18 +7,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .cards import REPO_ID_PLACEHOLDER
+from .folder import save_results
 from .index_list import (
     CARD_FILE,
     DATA_DIR,
     IMAGES_DIR,
     PROVENANCE_FILE,
     SCORES_CONFIG,
+    choose_config,
     config_data_patterns,
     list_configs,
     looks_like_repo_id,
     read_card_metadata,
     read_index_list,
-    save_results,
 )
 
 
@@ -136,8 +138,6 @@ def push_folder_to_hub(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import validate_repo_id
-
-    from .cards import REPO_ID_PLACEHOLDER
 
     folder = Path(folder)
     metadata = validate_folder(folder)
@@ -281,8 +281,6 @@ def fetch_index_folder(
         card = hf_hub_download(repo_id, CARD_FILE, repo_type="dataset", revision=revision, token=token)
         commit = Path(card).parent.name  # snapshots/<commit sha>/README.md: pin the rest to that commit
         metadata = read_card_metadata(Path(card).parent)
-        from .index_list import choose_config
-
         config = choose_config(metadata, config, where)
         patterns = [CARD_FILE, PROVENANCE_FILE, *config_data_patterns(metadata, config)]
         if any(c.get("config_name") == SCORES_CONFIG for c in metadata.get("configs") or []):

@@ -9,8 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..provenance import infer_source
+from .content import content_values
 from .hub import fetch_index_folder
-from .index_list import IndexList, content_values, infer_source, read_index_list
+from .index_list import IndexList, read_index_list
 
 
 class SourceMismatchWarning(UserWarning):

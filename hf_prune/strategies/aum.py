@@ -3,11 +3,30 @@ NeurIPS 2020."""
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
 
+from ..citations import AUM as AUM_CITATION
 from ..record import ScoreRecord
-from ._signals import nan_mean
-from .base import Strategy, register_strategy
+from ..stats import nan_mean
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
+
+
+@dataclass
+class AUMConfig(StrategyConfig):
+    """Parameters of `aum`.
+
+    Args:
+        start (`int`, *optional*, defaults to 0): first epoch averaged.
+        stop (`int`, *optional*): one past the last epoch averaged; defaults to all recorded epochs.
+    """
+
+    start: int = field(default=0, metadata={"help": "first epoch averaged"})
+    stop: int | None = field(default=None, metadata={"help": "one past the last epoch averaged (default: all)"})
+
+    def __post_init__(self):
+        self.start = int(self.start)
+        self.stop = None if self.stop is None else int(self.stop)
 
 
 @register_strategy
@@ -21,23 +40,20 @@ class AUM(Strategy):
     use AUM for pruning); `keep="high"` instead removes the likely-mislabeled first. With `ccs`, AUM's hard cutoff
     removes the lowest-AUM (mislabeled) samples before stratified sampling.
 
-    Args:
-        start (`int`, *optional*, defaults to 0): first epoch averaged.
-        stop (`int`, *optional*): one past the last epoch averaged; defaults to all recorded epochs.
+    Parameters: `AUMConfig` (`start`, `stop`).
     """
 
     name = "aum"
     summary = "Area under the margin (Pleiss et al. 2020): mean logit margin over epochs; keeps the low (hard)."
+    title = "Area Under the Margin (AUM)"
+    citation = AUM_CITATION
     keep = "low"
     requires = ("logit_margin",)
+    config_class = AUMConfig
 
-    def __init__(self, start: int = 0, stop: int | None = None):
-        super().__init__(start=int(start), stop=None if stop is None else int(stop))
-
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        stop = record.num_epochs if self.params["stop"] is None else min(self.params["stop"], record.num_epochs)
-        if not 0 <= self.params["start"] < stop:
-            raise ValueError(
-                f"AUM epochs [{self.params['start']}, {stop}) are empty for a {record.num_epochs}-epoch record."
-            )
-        return nan_mean(record, "logit_margin", self.params["start"], stop)
+    def compute(self, record: ScoreRecord) -> Scores:
+        start, stop = self.config.start, self.config.stop
+        stop = record.num_epochs if stop is None else min(stop, record.num_epochs)
+        if not 0 <= start < stop:
+            raise ValueError(f"AUM epochs [{start}, {stop}) are empty for a {record.num_epochs}-epoch record.")
+        return Scores(nan_mean(record, "logit_margin", start, stop))

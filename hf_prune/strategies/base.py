@@ -1,9 +1,17 @@
-"""The `Strategy` base class and the registry behind `get_strategy`, `list_strategies` and `register_strategy`."""
+"""The `Strategy` base class, what `compute` returns (`Scores`), and the registry behind `get_strategy`,
+`list_strategies`, `is_strategy`, `strategy_info` and `register_strategy`.
+
+A strategy is a config (a `StrategyConfig` dataclass of its parameters) plus a pure scoring function: `compute(record)`
+returns the scores *and* whatever its provenance needs (which epoch or feature file it read), so an instance holds
+no state between calls and the same strategy can score several records.
+"""
 
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,56 +19,108 @@ import numpy as np
 from ..record import ScoreRecord
 from ..registry import Registry
 from ..result import PruneResult
-from .selection import ccs_kept_ids, check_prune_ratio, select_kept_ids
+from ..selection import ccs_kept_ids, check_keep, check_ratio, select_kept_ids
+from .config import StrategyConfig
 
 
-_REGISTRY = Registry("strategy", "strategies")
+STRATEGIES = Registry("strategy", "strategies")
 
 
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator that registers a `Strategy` subclass under its `name`; a duplicate name is refused."""
-    return _REGISTRY.register(cls)
+@dataclass
+class Scores:
+    """What a strategy's `compute` returns.
 
-
-def list_strategies() -> dict[str, str]:
-    """Returns `{name: one-line summary}` for every registered static strategy, sorted by name."""
-    return _REGISTRY.summaries()
-
-
-def get_strategy(name: str, **params: Any) -> Strategy:
-    """Builds the strategy registered as `name` with `params`.
-
-    Example:
-
-    ```python
-    >>> from hf_prune import get_strategy
-    >>> strategy = get_strategy("dyn_unc", window=10)
-    ```
+    Args:
+        values (`np.ndarray` `[n]`): one score per sample (NaN where the method could not score it).
+        provenance (`dict`, *optional*): facts the result's provenance records (e.g. the epochs or features used).
     """
-    return _REGISTRY.build(name, **params)
+
+    values: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 class Strategy(abc.ABC):
     """A static pruning method: a score per sample from a `ScoreRecord`, and a selection by that score.
 
-    Subclasses set `name`, `summary`, `keep` (which end is kept by default) and `requires` (signals), store their
-    parameters in `self.params`, and implement `score`.
+    Subclasses set the class attributes below, a `config_class` (a `StrategyConfig` dataclass of their parameters),
+    and implement `compute`. A strategy is built from its config or from keyword parameters:
+    `DynUnc(DynUncConfig(window=5))`, `DynUnc(window=5)` and `get_strategy("dyn_unc", window=5)` are the same.
+
+    Class attributes:
+        name (`str`): registered name.
+        summary (`str`): one line for listings.
+        title (`str`): the method's name for people (cards).
+        citation (`str`): BibTeX of its paper (cards).
+        description (`str`, *optional*): a paragraph for cards; defaults to the first paragraph of the docstring.
+        score_name (`str`, *optional*): what the score is, for cards.
+        keep (`str`): which end is kept by default, `"high"` or `"low"` (see `direction` for per-config ends).
+        requires (`tuple[str]`): signals the record must hold (see `required_signals`).
+        multi_record (`bool`): whether `compute` averages over several records (independent runs).
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+    description: ClassVar[str | None] = None
+    score_name: ClassVar[str] = ""
     keep: ClassVar[str] = "high"
     requires: ClassVar[tuple[str, ...]] = ()
+    multi_record: ClassVar[bool] = False
+    config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
 
-    def __init__(self, **params: Any):
-        self.params: dict[str, Any] = dict(params)
+    def __init__(self, config: StrategyConfig | None = None, **params: Any):
+        if config is None:
+            config = self.config_class.from_dict(params)
+        elif params:
+            raise TypeError("Pass either a config or keyword parameters, not both.")
+        elif not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}; got {type(config).__name__}.")
+        self.config = config
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters as plain values (`config.to_dict()`), as recorded in results and cards."""
+        return self.config.to_dict()
+
+    # ------------------------------------------------------------------ what this configured strategy needs
+
+    def direction(self) -> str:
+        """Which end of the scores this strategy keeps by default (`keep`, unless the config says otherwise)."""
+        return self.keep
+
+    def required_signals(self) -> tuple[str, ...]:
+        """Signals the record must hold (`requires`, unless the config names another signal)."""
+        return self.requires
+
+    def accepts_several_records(self) -> bool:
+        """Whether `compute` / `select` take a list of records of independent runs and average over them."""
+        return self.multi_record
+
+    def method_info(self) -> dict[str, str]:
+        """What a card says about this method: `name`, `title`, `description`, `score_name`, `citation`."""
+        description = self.description
+        if description is None:
+            doc = inspect.getdoc(type(self)) or ""
+            description = " ".join(doc.split("\n\n")[0].split())
+        title = self.title or f"`{self.name}`"
+        return {
+            "name": self.name,
+            "title": title,
+            "description": description,
+            "score_name": self.score_name or f"the {title} score",
+            "citation": self.citation,
+        }
+
+    # ------------------------------------------------------------------ scoring and selection
 
     @abc.abstractmethod
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        """Returns one float score per sample, `[record.num_samples]`."""
+    def compute(self, record: ScoreRecord | Sequence[ScoreRecord]) -> Scores:
+        """Scores every sample of `record` (several records for `multi_record` methods). Must not change `self`."""
 
-    #: Whether `select` / `score` accept several records (independent runs) and average over them.
-    multi_record: ClassVar[bool] = False
+    def score(self, record: ScoreRecord | Sequence[ScoreRecord]) -> np.ndarray:
+        """Returns one float score per sample, `[record.num_samples]`."""
+        return self.compute(record).values
 
     def select(
         self,
@@ -83,7 +143,7 @@ class Strategy(abc.ABC):
             keep (`str`, *optional*): `"high"` or `"low"`; defaults to the method's own direction.
             selection (`str`, *optional*, defaults to `"rank"`): `"rank"` keeps the top of the ranking;
                 `"ccs"` samples the kept set by coverage-centric stratified sampling over the same scores
-                (Zheng et al. 2023; see `selection.ccs_kept_ids`), where the `keep` end counts as the hard end.
+                (Zheng et al. 2023; see `hf_prune.selection.ccs_kept_ids`), where the `keep` end is the hard end.
             hard_cutoff (`float`, *optional*, defaults to 0.0): CCS only: fraction of the hardest samples removed
                 before stratifying; at most `prune_ratio`.
             num_strata (`int`, *optional*, defaults to 50): CCS only: number of equal-width score strata.
@@ -92,19 +152,18 @@ class Strategy(abc.ABC):
         Returns:
             `PruneResult` with the sorted kept ids, every sample's score, the exact params and the provenance.
         """
-        ratio = check_prune_ratio(prune_ratio)
-        keep = keep or self.keep
-        if keep not in ("high", "low"):
-            raise ValueError(f"keep must be 'high' or 'low'; got {keep!r}.")
+        ratio = check_ratio(prune_ratio)
+        keep = check_keep(keep or self.direction())
         if selection not in ("rank", "ccs"):
             raise ValueError(f"selection must be 'rank' or 'ccs'; got {selection!r}.")
         records = as_records(record, self)
         for rec in records:
-            rec.require(*self.requires, method=self.name)
-        scores = np.asarray(self.score(records if self.multi_record else records[0]), dtype=np.float64)
+            rec.require(*self.required_signals(), method=self.name)
+        computed = self.compute(records if self.accepts_several_records() else records[0])
+        scores = np.asarray(computed.values, dtype=np.float64)
         primary = records[0]
         if scores.shape != (primary.num_samples,):
-            raise RuntimeError(f"{self.name}.score returned shape {scores.shape}; expected ({primary.num_samples},).")
+            raise RuntimeError(f"{self.name} scored shape {scores.shape}; expected ({primary.num_samples},).")
         labels = primary.labels
         selection_params: dict[str, Any] = {"keep": keep, "class_balanced": class_balanced, "selection": selection}
         if selection == "ccs":
@@ -120,14 +179,11 @@ class Strategy(abc.ABC):
             provenance["record_path"] = str(primary.path)
         if len(records) > 1:
             provenance["runs"] = [
-                {
-                    "record": dict(r.metadata),
-                    "num_epochs": r.num_epochs,
-                    "record_path": str(r.path) if r.path else None,
-                }
+                {"record": dict(r.metadata), "num_epochs": r.num_epochs, "record_path": str(r.path) if r.path else None}
                 for r in records
             ]
-        provenance.update(self.provenance())
+        provenance.update(computed.provenance)
+        provenance["method"] = self.method_info()
         return PruneResult(
             kept_ids=kept,
             scores=scores,
@@ -139,13 +195,14 @@ class Strategy(abc.ABC):
             provenance=provenance,
         )
 
-    def provenance(self) -> dict[str, Any]:
-        """Extra provenance a method adds to its results (e.g. which feature file it read); empty by default."""
-        return {}
-
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator that registers a `Strategy` subclass under its `name`; a duplicate name is refused."""
+    return STRATEGIES.register(cls)
 
 
 def as_records(record: ScoreRecord | Sequence[ScoreRecord], strategy: Strategy | None = None) -> list[ScoreRecord]:
@@ -156,10 +213,11 @@ def as_records(record: ScoreRecord | Sequence[ScoreRecord], strategy: Strategy |
     records = list(record)
     if not records or not all(isinstance(r, ScoreRecord) for r in records):
         raise TypeError(f"Expected a ScoreRecord or a list of them; got {type(record).__name__}.")
-    if len(records) > 1 and strategy is not None and not strategy.multi_record:
+    if len(records) > 1 and strategy is not None and not strategy.accepts_several_records():
+        several = [n for n in STRATEGIES.names() if STRATEGIES.get(n).multi_record]
         raise ValueError(
             f"`{strategy.name}` scores one record; got {len(records)}. Only methods that average over runs "
-            f"({', '.join(n for n, c in sorted(_REGISTRY.classes.items()) if c.multi_record)}) take several."
+            f"({', '.join(several)}) take several."
         )
     sizes = {r.num_samples for r in records}
     if len(sizes) > 1:

@@ -3,34 +3,35 @@ Dynamics", EMNLP 2020, Sec. 2."""
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
 
+from ..citations import CARTOGRAPHY
 from ..record import ScoreRecord
-from ._signals import epoch_moments, nan_mean
-from .base import Strategy, register_strategy
+from ..stats import data_map_coordinates
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
 REGIONS = ("ambiguous", "easy", "hard")
 
 
-def cartography_map(record: ScoreRecord, epochs: int | None = None, signal: str = "p_target") -> dict[str, np.ndarray]:
-    """The three coordinates of a data map over the first `epochs` epochs (all by default), NaN-aware:
+@dataclass
+class CartographyConfig(StrategyConfig):
+    """Parameters of `cartography`.
 
-    * `confidence` = mean over epochs of `p_target` (Eq. 1),
-    * `variability` = its std, ddof = 0 (Eq. 2),
-    * `correctness` = fraction of epochs classified correctly (needs the `correct` signal; NaN if not recorded).
+    Args:
+        region (`str`, *optional*, defaults to `"ambiguous"`): which region to keep: `"ambiguous"`, `"easy"` or
+            `"hard"`.
+        epochs (`int`, *optional*): use the first `epochs` epochs (the paper maps the early epochs); defaults to all.
     """
-    stop = record.num_epochs if epochs is None else min(int(epochs), record.num_epochs)
-    count, mean, m2 = epoch_moments(record, signal, 0, stop)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variability = np.sqrt(np.maximum(m2, 0.0) / count)
-    mean[count == 0] = np.nan
-    variability[count == 0] = np.nan
-    if record.has_signal("correct"):
-        correctness = nan_mean(record, "correct", 0, stop)
-    else:
-        correctness = np.full(record.num_samples, np.nan)
-    return {"confidence": mean, "variability": variability, "correctness": correctness}
+
+    region: str = field(default="ambiguous", metadata={"help": "region kept: ambiguous, easy or hard"})
+    epochs: int | None = field(default=None, metadata={"help": "use the first N epochs (default: all)"})
+
+    def __post_init__(self):
+        if self.region not in REGIONS:
+            raise ValueError(f"region must be one of {REGIONS}; got {self.region!r}.")
+        self.epochs = None if self.epochs is None else int(self.epochs)
 
 
 @register_strategy
@@ -42,22 +43,20 @@ class Cartography(Strategy):
     * `"easy"` (easy-to-learn): score = confidence, keeps the **highest**;
     * `"hard"` (hard-to-learn): score = confidence, keeps the **lowest**.
 
-    Args:
-        region (`str`, *optional*, defaults to `"ambiguous"`): which region to keep.
-        epochs (`int`, *optional*): use the first `epochs` epochs (the paper maps the early epochs); defaults to all.
+    Parameters: `CartographyConfig` (`region`, `epochs`).
     """
 
     name = "cartography"
     summary = "Dataset cartography (Swayamdipta et al. 2020): keep ambiguous (high variability) by default."
+    title = "Dataset cartography"
+    citation = CARTOGRAPHY
     keep = "high"
     requires = ("p_target",)
+    config_class = CartographyConfig
 
-    def __init__(self, region: str = "ambiguous", epochs: int | None = None):
-        if region not in REGIONS:
-            raise ValueError(f"region must be one of {REGIONS}; got {region!r}.")
-        super().__init__(region=region, epochs=None if epochs is None else int(epochs))
-        self.keep = "low" if region == "hard" else "high"
+    def direction(self) -> str:
+        return "low" if self.config.region == "hard" else "high"
 
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        m = cartography_map(record, self.params["epochs"])
-        return m["variability"] if self.params["region"] == "ambiguous" else m["confidence"]
+    def compute(self, record: ScoreRecord) -> Scores:
+        coords = data_map_coordinates(record, self.config.epochs)
+        return Scores(coords["variability"] if self.config.region == "ambiguous" else coords["confidence"])

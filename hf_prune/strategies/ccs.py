@@ -1,27 +1,21 @@
-"""Coverage-centric coreset selection: Zheng, Liu, Li, Prakash, "Coverage-centric Coreset Selection for High
+"""Coverage-centric coreset selection: Zheng, Liu, Lai, Prakash, "Coverage-centric Coreset Selection for High
 Pruning Rates", ICLR 2023, Algorithm 1."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import numpy as np
-
+from ..citations import CCS as CCS_CITATION
 from ..record import ScoreRecord
 from ..result import PruneResult
-from .base import Strategy, get_strategy, register_strategy
+from .base import STRATEGIES, Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
-@register_strategy
-class CCS(Strategy):
-    """CCS (Zheng et al. 2023, Algorithm 1) over the scores of any other strategy: drop the hardest fraction
-    `hard_cutoff` (beta), split the remaining score range into `num_strata` equal-width strata, then fill the budget
-    from the smallest stratum up, taking `min(|B|, floor(m / #strata left))` at random from each
-    (`hf_prune.strategies.selection.ccs_kept_ids`). The *hard* end is the end the scoring method keeps (low AUM,
-    high forgetting, high Dyn-Unc ...). It is not a ranking: it keeps a spread of difficulties, which is what holds
-    accuracy at high pruning rates.
-
-    The same selection is available on top of any strategy as `strategy.select(..., selection="ccs")`.
+@dataclass
+class CCSConfig(StrategyConfig):
+    """Parameters of `ccs`.
 
     Args:
         score (`str`, *optional*, defaults to `"aum"`): name of the strategy whose scores are stratified (the
@@ -31,6 +25,38 @@ class CCS(Strategy):
             The paper tunes it per dataset and ratio (0 at low rates, larger at high rates).
         num_strata (`int`, *optional*, defaults to 50): `k`, as in the paper.
         seed (`int`, *optional*, defaults to 0): sampling seed.
+    """
+
+    score: str = field(default="aum", metadata={"help": "the strategy whose scores are stratified"})
+    score_params: dict = field(default_factory=dict, metadata={"help": "its parameters, as JSON"})
+    hard_cutoff: float | None = field(default=None, metadata={"help": "beta (default: min(0.1, prune ratio))"})
+    num_strata: int = field(default=50, metadata={"help": "number of strata k"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+
+    def __post_init__(self):
+        if self.score == "ccs":
+            raise ValueError("ccs cannot stratify its own scores; name a scoring strategy, e.g. score='aum'.")
+        if self.score not in STRATEGIES:
+            raise ValueError(f"Unknown score strategy {self.score!r}. Known strategies: {STRATEGIES.names()}.")
+        self.score_params = dict(self.score_params or {})
+        self.hard_cutoff = None if self.hard_cutoff is None else float(self.hard_cutoff)
+        self.num_strata, self.seed = int(self.num_strata), int(self.seed)
+        if self.num_strata < 1:
+            raise ValueError(f"num_strata must be >= 1; got {self.num_strata}.")
+
+
+@register_strategy
+class CCS(Strategy):
+    """CCS (Zheng et al. 2023, Algorithm 1) over the scores of any other strategy: drop the hardest fraction
+    `hard_cutoff` (beta), split the remaining score range into `num_strata` equal-width strata, then fill the budget
+    from the smallest stratum up, taking `min(|B|, floor(m / #strata left))` at random from each
+    (`hf_prune.selection.ccs_kept_ids`). The *hard* end is the end the scoring method keeps (low AUM, high
+    forgetting, high Dyn-Unc ...). It is not a ranking: it keeps a spread of difficulties, which is what holds
+    accuracy at high pruning rates.
+
+    The same selection is available on top of any strategy as `strategy.select(..., selection="ccs")`.
+
+    Parameters: `CCSConfig` (`score`, `score_params`, `hard_cutoff`, `num_strata`, `seed`).
 
     Example:
 
@@ -41,33 +67,39 @@ class CCS(Strategy):
 
     name = "ccs"
     summary = "Coverage-centric coreset selection (Zheng et al. 2023): stratified sampling over any score."
+    title = "Coverage-centric coreset selection (CCS)"
+    citation = CCS_CITATION
     keep = "low"
     requires = ()
+    config_class = CCSConfig
 
-    def __init__(
-        self,
-        score: str = "aum",
-        score_params: dict | None = None,
-        hard_cutoff: float | None = None,
-        num_strata: int = 50,
-        seed: int = 0,
-    ):
-        if score == self.name:
-            raise ValueError("ccs cannot stratify its own scores; name a scoring strategy, e.g. score='aum'.")
-        self.inner = get_strategy(score, **dict(score_params or {}))
-        super().__init__(
-            score=score,
-            score_params=dict(self.inner.params),
-            hard_cutoff=None if hard_cutoff is None else float(hard_cutoff),
-            num_strata=int(num_strata),
-            seed=int(seed),
-        )
-        self.keep = self.inner.keep
-        self.requires = tuple(self.inner.requires)
-        self.multi_record = self.inner.multi_record
+    def __init__(self, config: CCSConfig | None = None, **params):
+        super().__init__(config, **params)
+        self.inner = STRATEGIES.build(self.config.score, **self.config.score_params)
 
-    def score(self, record: ScoreRecord | Sequence[ScoreRecord]) -> np.ndarray:
-        return self.inner.score(record)
+    @property
+    def params(self):
+        return {**super().params, "score_params": self.inner.params}
+
+    def direction(self) -> str:
+        return self.inner.direction()
+
+    def required_signals(self) -> tuple[str, ...]:
+        return self.inner.required_signals()
+
+    def accepts_several_records(self) -> bool:
+        return self.inner.accepts_several_records()
+
+    def method_info(self) -> dict[str, str]:
+        info = super().method_info()
+        inner = self.inner.method_info()
+        info["title"] = f"{self.title} over {inner['title']}"
+        info["score_name"] = inner["score_name"]
+        info["citation"] = "\n\n".join(c for c in (self.citation, inner["citation"]) if c)
+        return info
+
+    def compute(self, record: ScoreRecord | Sequence[ScoreRecord]) -> Scores:
+        return self.inner.compute(record)
 
     def select(
         self,
@@ -80,18 +112,15 @@ class CCS(Strategy):
         num_strata: int | None = None,
         seed: int | None = None,
     ) -> PruneResult:
-        """As `Strategy.select` with `selection="ccs"`; the CCS options default to the ones given at construction."""
+        """As `Strategy.select` with `selection="ccs"`; the CCS options default to the ones of the config."""
         if selection != "ccs":
             raise ValueError("The `ccs` strategy always selects by CCS; use the scoring strategy itself to rank.")
-        beta = hard_cutoff if hard_cutoff is not None else self.params["hard_cutoff"]
+        beta = hard_cutoff if hard_cutoff is not None else self.config.hard_cutoff
         beta = min(0.1, float(prune_ratio)) if beta is None else beta
         result = super().select(
             record, prune_ratio, class_balanced=class_balanced, keep=keep, selection="ccs", hard_cutoff=beta,
-            num_strata=self.params["num_strata"] if num_strata is None else num_strata,
-            seed=self.params["seed"] if seed is None else seed,
+            num_strata=self.config.num_strata if num_strata is None else num_strata,
+            seed=self.config.seed if seed is None else seed,
         )  # fmt: skip
         result.params["hard_cutoff"] = float(beta)
         return result
-
-    def provenance(self) -> dict:
-        return self.inner.provenance()

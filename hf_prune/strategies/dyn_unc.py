@@ -22,12 +22,15 @@ never holds `[K, n]` in memory (ImageNet-21K: n = 14.2 M).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..citations import DYN_UNC
 from ..record import ScoreRecord
-from .base import Strategy, register_strategy
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
 class DynUncAccumulator:
@@ -173,15 +176,31 @@ def dyn_unc_scores(p_target: np.ndarray, window: int = 10) -> np.ndarray:
     return acc.result()
 
 
+@dataclass
+class DynUncConfig(StrategyConfig):
+    """Parameters of `dyn_unc`.
+
+    Args:
+        window (`int`, *optional*, defaults to 10): window length `J`; the paper uses 10. Needs `J < K` epochs.
+        signal (`str`, *optional*, defaults to `"p_target"`): the recorded signal to measure; the paper's is the
+            target-class probability.
+    """
+
+    window: int = field(default=10, metadata={"help": "window length J (the paper uses 10); needs J < epochs"})
+    signal: str = field(default="p_target", metadata={"help": "the recorded signal (the paper's is p_target)"})
+
+    def __post_init__(self):
+        if isinstance(self.window, bool) or not isinstance(self.window, (int, np.integer)) or self.window < 2:
+            raise ValueError(f"window must be an integer >= 2 (a std needs two epochs); got {self.window!r}.")
+        self.window = int(self.window)
+
+
 @register_strategy
 class DynUnc(Strategy):
     """Dynamic Uncertainty (He et al. 2023, arXiv:2306.05175, Eq. 2-3): the mean over sliding windows of `J`
     epochs of the sample std (ddof = 1) of the target-class probability. Keeps the **highest** (most uncertain).
 
-    Args:
-        window (`int`, *optional*, defaults to 10): window length `J`; the paper uses 10. Needs `J < K`.
-        signal (`str`, *optional*, defaults to `"p_target"`): the recorded signal to measure; the paper's is
-            the target-class probability.
+    Parameters: `DynUncConfig` (`window`, `signal`).
 
     Example:
 
@@ -197,23 +216,31 @@ class DynUnc(Strategy):
 
     name = "dyn_unc"
     summary = "Dynamic Uncertainty (He et al. 2023): mean sliding-window std of p_target; keeps the uncertain."
+    title = "Dynamic Uncertainty (Dyn-Unc)"
+    citation = DYN_UNC
+    description = (
+        "He et al. (2023) score each sample by how much the model's confidence in its label moves during "
+        "training. With `P_k` the softmax probability of the true label after epoch `k`, the score is the "
+        "mean over sliding windows of `J` epochs of the sample standard deviation (ddof = 1) of `P_k` "
+        "(Eq. 2-3: `K - J` windows over `K` recorded epochs). Easy samples (always right) and hard or "
+        "mislabeled ones (always wrong) vary little and are removed first."
+    )
+    score_name = "Dyn-Unc uncertainty `U`"
     keep = "high"
     requires = ("p_target",)
+    config_class = DynUncConfig
 
-    def __init__(self, window: int = 10, signal: str = "p_target"):
-        if not isinstance(window, (int, np.integer)) or window < 2:
-            raise ValueError(f"window must be an integer >= 2; got {window!r}.")
-        super().__init__(window=int(window), signal=signal)
-        self.requires = (signal,)
+    def required_signals(self) -> tuple[str, ...]:
+        return (self.config.signal,)
 
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        window = self.params["window"]
+    def compute(self, record: ScoreRecord) -> Scores:
+        window = self.config.window
         if window >= record.num_epochs:
             raise ValueError(
                 f"window={window} must be below the number of recorded epochs ({record.num_epochs}): Eq. 3 "
                 f"averages K-J windows. Use window <= {max(2, record.num_epochs - 1)} or train for more epochs."
             )
         acc = DynUncAccumulator(record.num_samples, window)
-        for row in record.iter_epochs(self.params["signal"]):
+        for row in record.iter_epochs(self.config.signal):
             acc.update(row)
-        return acc.result()
+        return Scores(acc.result())

@@ -5,18 +5,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..citations import DATA_DIET
 from ..record import ScoreRecord
-from ._signals import latest_seen
-from .base import Strategy, as_records, register_strategy
+from ..stats import latest_seen, resolve_epoch
+from .base import Scores, Strategy, as_records, register_strategy
+from .config import StrategyConfig
 
 
 def default_early_epoch(num_epochs: int) -> int:
     """The row of "an early epoch": 10 % into training, as epoch 20 of 200 in Paul et al. and epoch 30 of 300 in
     the Dyn-Unc paper; `ceil(0.1 K) - 1`, at least 0."""
     return max(0, math.ceil(0.1 * num_epochs) - 1)
+
+
+@dataclass
+class EL2NConfig(StrategyConfig):
+    """Parameters of `el2n`.
+
+    Args:
+        epoch (`int`, *optional*): the epoch row `t`; defaults to `ceil(0.1 K) - 1` (10 % into training). Where that
+            epoch did not see a sample, its latest earlier epoch is used.
+    """
+
+    epoch: int | None = field(default=None, metadata={"help": "epoch row t (default: 10% into training)"})
+
+    def __post_init__(self):
+        self.epoch = None if self.epoch is None else int(self.epoch)
 
 
 @register_strategy
@@ -26,29 +44,24 @@ class EL2N(Strategy):
     are given (`select([record_1, record_2, ...], ...)`; the Dyn-Unc paper averages ten runs at epoch 30).
     Keeps the **highest** (hardest).
 
-    Args:
-        epoch (`int`, *optional*): the epoch row `t`; defaults to `ceil(0.1 K) - 1` (10 % into training). Where that
-            epoch did not see a sample, its latest earlier epoch is used.
+    Parameters: `EL2NConfig` (`epoch`).
     """
 
     name = "el2n"
     summary = "EL2N (Paul et al. 2021): ||softmax - onehot|| at an early epoch, mean over runs; keeps the hardest."
+    title = "EL2N"
+    citation = DATA_DIET
     keep = "high"
     requires = ("el2n",)
     multi_record = True
-
-    def __init__(self, epoch: int | None = None):
-        super().__init__(epoch=None if epoch is None else int(epoch))
-        self._epochs_used: list[int] = []
+    config_class = EL2NConfig
 
     def epoch_of(self, record: ScoreRecord) -> int:
-        e = self.params["epoch"]
-        return default_early_epoch(record.num_epochs) if e is None else e
+        e = self.config.epoch
+        return default_early_epoch(record.num_epochs) if e is None else resolve_epoch(record, e)
 
-    def score(self, record: ScoreRecord | Sequence[ScoreRecord]) -> np.ndarray:
+    def compute(self, record: ScoreRecord | Sequence[ScoreRecord]) -> Scores:
         records = as_records(record, self)
-        self._epochs_used = [self.epoch_of(r) for r in records]
-        return np.mean([latest_seen(r, "el2n", e) for r, e in zip(records, self._epochs_used)], axis=0)
-
-    def provenance(self) -> dict:
-        return {"el2n_epochs": list(self._epochs_used), "num_runs": len(self._epochs_used)}
+        epochs = [self.epoch_of(r) for r in records]
+        values = np.mean([latest_seen(r, "el2n", e) for r, e in zip(records, epochs)], axis=0)
+        return Scores(values, {"el2n_epochs": epochs, "num_runs": len(records)})

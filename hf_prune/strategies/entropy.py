@@ -3,11 +3,27 @@ Learning", ICLR 2020 (the "Entropy" baseline of Dyn-Unc's Table 2)."""
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
 
+from ..citations import SELECTION_VIA_PROXY
 from ..record import ScoreRecord
-from ._signals import latest_seen
-from .base import Strategy, register_strategy
+from ..stats import latest_seen, resolve_epoch
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
+
+
+@dataclass
+class EntropyConfig(StrategyConfig):
+    """Parameters of `entropy`.
+
+    Args:
+        epoch (`int`, *optional*, defaults to -1): which epoch's model; -1 is the final one.
+    """
+
+    epoch: int = field(default=-1, metadata={"help": "which epoch's model (-1: the final one)"})
+
+    def __post_init__(self):
+        self.epoch = int(self.epoch)
 
 
 @register_strategy
@@ -16,17 +32,17 @@ class Entropy(Strategy):
     ``H(x) = -sum_c p_c(x) log p_c(x)``, read from the recorded `entropy` signal at the last epoch (where the last
     epoch did not see a sample, its latest earlier epoch). Keeps the **highest** (most uncertain).
 
-    Args:
-        epoch (`int`, *optional*, defaults to -1): which epoch's model; -1 is the final one.
+    Parameters: `EntropyConfig` (`epoch`).
     """
 
     name = "entropy"
     summary = "Entropy (Coleman et al. 2020): final model's prediction entropy; keeps the most uncertain."
+    title = "Prediction entropy"
+    citation = SELECTION_VIA_PROXY
     keep = "high"
     requires = ("entropy",)
+    config_class = EntropyConfig
 
-    def __init__(self, epoch: int = -1):
-        super().__init__(epoch=int(epoch))
-
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        return latest_seen(record, "entropy", self.params["epoch"])
+    def compute(self, record: ScoreRecord) -> Scores:
+        epoch = resolve_epoch(record, self.config.epoch)
+        return Scores(latest_seen(record, "entropy", epoch), {"entropy_epoch": epoch})

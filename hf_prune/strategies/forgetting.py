@@ -3,10 +3,14 @@ Learning", ICLR 2019."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from ..citations import FORGETTING
 from ..record import ScoreRecord
-from .base import Strategy, register_strategy
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
 def forgetting_counts(record: ScoreRecord, signal: str = "correct") -> np.ndarray:
@@ -30,6 +34,17 @@ def forgetting_counts(record: ScoreRecord, signal: str = "correct") -> np.ndarra
     return count
 
 
+@dataclass
+class ForgettingConfig(StrategyConfig):
+    """Parameters of `forgetting`.
+
+    Args:
+        signal (`str`, *optional*, defaults to `"correct"`): the recorded 0/1 correctness signal.
+    """
+
+    signal: str = field(default="correct", metadata={"help": "the recorded 0/1 correctness signal"})
+
+
 @register_strategy
 class Forgetting(Strategy):
     """Forgetting (Toneva et al. 2019, Sec. 2): the number of *forgetting events*, transitions from correctly to
@@ -39,18 +54,19 @@ class Forgetting(Strategy):
     forgotten infinitely often, so their score is `+inf`. Keeps the **highest** (most forgettable); the
     unforgettable (score 0) go first.
 
-    Args:
-        signal (`str`, *optional*, defaults to `"correct"`): the recorded 0/1 correctness signal.
+    Parameters: `ForgettingConfig` (`signal`).
     """
 
     name = "forgetting"
     summary = "Forgetting events (Toneva et al. 2019): correct->wrong flips, never-learned = inf; keeps high."
+    title = "Forgetting events"
+    citation = FORGETTING
     keep = "high"
     requires = ("correct",)
+    config_class = ForgettingConfig
 
-    def __init__(self, signal: str = "correct"):
-        super().__init__(signal=signal)
-        self.requires = (signal,)
+    def required_signals(self) -> tuple[str, ...]:
+        return (self.config.signal,)
 
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        return forgetting_counts(record, self.params["signal"])
+    def compute(self, record: ScoreRecord) -> Scores:
+        return Scores(forgetting_counts(record, self.config.signal))

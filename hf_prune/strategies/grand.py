@@ -4,13 +4,35 @@ last layer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..features import describe_features, resolve_features
+from ..citations import DATA_DIET
+from ..features import resolve_features
 from ..record import ScoreRecord
-from ._signals import latest_seen
-from .base import Strategy, as_records, register_strategy
+from ..stats import latest_seen, resolve_epoch
+from .base import Scores, Strategy, as_records, register_strategy
+from .config import StrategyConfig
+
+
+@dataclass
+class GraNdConfig(StrategyConfig):
+    """Parameters of `grand`.
+
+    Args:
+        epoch (`int`, *optional*, defaults to 0): epoch row `t`; the paper scores at (or right after)
+            initialisation, so the first recorded epoch is the default.
+        features (`str`, `np.ndarray` or `FeatureStore`, *optional*): penultimate features `[n, d]` for the
+            `sqrt(1 + ||h||^2)` factor.
+    """
+
+    epoch: int = field(default=0, metadata={"help": "epoch row t (default: the first)"})
+    features: Any = field(default=None, metadata={"help": "feature folder of penultimate activations (optional)"})
+
+    def __post_init__(self):
+        self.epoch = int(self.epoch)
 
 
 @register_strategy
@@ -27,30 +49,26 @@ class GraNd(Strategy):
     variation across samples. For the factor to be exact, `h` must come from the same model as the `el2n` row
     (e.g. `epoch=-1` with features of the final model); features of another epoch make it a proxy.
 
-    Args:
-        epoch (`int`, *optional*, defaults to 0): epoch row `t`; the paper scores at (or right after)
-            initialisation, so the first recorded epoch is the default.
-        features (`str`, `np.ndarray` or `FeatureStore`, *optional*): penultimate features `[n, d]`; see above.
+    Parameters: `GraNdConfig` (`epoch`, `features`).
     """
 
     name = "grand"
     summary = "GraNd (Paul et al. 2021): last-layer gradient norm ||p - y|| * sqrt(1 + ||h||^2); keeps high."
+    title = "GraNd"
+    citation = DATA_DIET
     keep = "high"
     requires = ("el2n",)
     multi_record = True
+    config_class = GraNdConfig
 
-    def __init__(self, epoch: int = 0, features=None):
-        super().__init__(epoch=int(epoch), features=describe_features(features))
-        self._features = features
-        self._used_features = None
-
-    def score(self, record: ScoreRecord | Sequence[ScoreRecord]) -> np.ndarray:
+    def compute(self, record: ScoreRecord | Sequence[ScoreRecord]) -> Scores:
         records = as_records(record, self)
-        err = np.mean([latest_seen(r, "el2n", self.params["epoch"]) for r in records], axis=0)
-        if self._features is None:
-            return err
-        store = resolve_features(self._features, records[0], self.name)
-        self._used_features = store
+        epochs = [resolve_epoch(r, self.config.epoch) for r in records]
+        err = np.mean([latest_seen(r, "el2n", e) for r, e in zip(records, epochs)], axis=0)
+        provenance: dict[str, Any] = {"grand_epochs": epochs, "num_runs": len(records)}
+        if self.config.features is None:
+            return Scores(err, provenance)
+        store = resolve_features(self.config.features, records[0], self.name)
         sq = np.empty(store.num_samples)
         chunk = 16384
         for start in range(0, store.num_samples, chunk):
@@ -58,7 +76,4 @@ class GraNd(Strategy):
             sq[start : start + chunk] = (x * x).sum(1)
         out = err * np.sqrt(sq + 1.0)
         out[~store.seen] = np.nan
-        return out
-
-    def provenance(self) -> dict:
-        return {"features": self._used_features.describe()} if self._used_features is not None else {}
+        return Scores(out, {**provenance, "features": store.describe()})

@@ -3,12 +3,17 @@ Real-world Data-efficient Deep Learning", ICLR 2023."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import torch
 
-from ..features import describe_features, resolve_features
+from ..citations import MODERATE
+from ..features import resolve_features
 from ..record import ScoreRecord
-from .base import Strategy, register_strategy
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
 CHUNK = 16384  # rows per step: [16384, 768] float64 is 100 MB
@@ -51,14 +56,9 @@ def class_centre_distances(store, labels: np.ndarray, centre: str = "mean") -> n
     return dist
 
 
-@register_strategy
-class Moderate(Strategy):
-    """Moderate-DS (Xia et al. 2023, Sec. 3): with `f(x)` the features and `c_y` the centre of class `y`,
-    ``d(x) = || f(x) - c_y ||_2``; the samples whose distance is closest to the median distance are kept:
-    score ``s(x) = | d(x) - median_x' d(x') |``, keeps the **lowest**. Removing the fraction `r` thus removes about
-    `r/2` of the closest and `r/2` of the farthest samples, the band the authors' code cuts.
-
-    Needs per-sample features (`hf_prune.features.extract_features`) and labels.
+@dataclass
+class ModerateConfig(StrategyConfig):
+    """Parameters of `moderate`.
 
     Args:
         features (`str`, `np.ndarray` or `FeatureStore`, *optional*): a feature folder or an `[n, d]` array; defaults
@@ -69,35 +69,49 @@ class Moderate(Strategy):
             or of each class's own distances (`"class"`).
     """
 
+    features: Any = field(default=None, metadata={"help": "feature folder (default: RUN_DIR/features)"})
+    centre: str = field(default="mean", metadata={"help": "class centre: mean or median"})
+    median: str = field(default="global", metadata={"help": "median of all distances (global) or per class"})
+
+    def __post_init__(self):
+        if self.centre not in ("mean", "median"):
+            raise ValueError(f"centre must be 'mean' or 'median'; got {self.centre!r}.")
+        if self.median not in ("global", "class"):
+            raise ValueError(f"median must be 'global' or 'class'; got {self.median!r}.")
+
+
+@register_strategy
+class Moderate(Strategy):
+    """Moderate-DS (Xia et al. 2023, Sec. 3): with `f(x)` the features and `c_y` the centre of class `y`,
+    ``d(x) = || f(x) - c_y ||_2``; the samples whose distance is closest to the median distance are kept:
+    score ``s(x) = | d(x) - median_x' d(x') |``, keeps the **lowest**. Removing the fraction `r` thus removes about
+    `r/2` of the closest and `r/2` of the farthest samples, the band the authors' code cuts.
+
+    Needs per-sample features (`hf_prune.features.extract_features`) and labels.
+
+    Parameters: `ModerateConfig` (`features`, `centre`, `median`).
+    """
+
     name = "moderate"
     summary = "Moderate-DS (Xia et al. 2023): distance to class centre in feature space; keeps those near the median."
+    title = "Moderate coreset (Moderate-DS)"
+    citation = MODERATE
     keep = "low"
     requires = ()
+    config_class = ModerateConfig
 
-    def __init__(self, features=None, centre: str = "mean", median: str = "global"):
-        if centre not in ("mean", "median"):
-            raise ValueError(f"centre must be 'mean' or 'median'; got {centre!r}.")
-        if median not in ("global", "class"):
-            raise ValueError(f"median must be 'global' or 'class'; got {median!r}.")
-        super().__init__(features=describe_features(features), centre=centre, median=median)
-        self._features = features
-        self._used = None
-
-    def score(self, record: ScoreRecord) -> np.ndarray:
+    def compute(self, record: ScoreRecord) -> Scores:
         labels = record.labels
         if labels is None:
             raise ValueError("`moderate` needs class labels; the record has none (pass `labels=` to from_arrays).")
-        store = resolve_features(self._features, record, self.name)
-        self._used = store
-        dist = class_centre_distances(store, np.asarray(labels), self.params["centre"])
-        if self.params["median"] == "global":
-            return np.abs(dist - np.nanmedian(dist))
+        store = resolve_features(self.config.features, record, self.name)
+        dist = class_centre_distances(store, np.asarray(labels), self.config.centre)
+        provenance = {"features": store.describe()}
+        if self.config.median == "global":
+            return Scores(np.abs(dist - np.nanmedian(dist)), provenance)
         out = np.full_like(dist, np.nan)
         for c in np.unique(labels):
             members = np.flatnonzero(labels == c)
             if np.isfinite(dist[members]).any():
                 out[members] = np.abs(dist[members] - np.nanmedian(dist[members]))
-        return out
-
-    def provenance(self) -> dict:
-        return {"features": self._used.describe()} if self._used is not None else {}
+        return Scores(out, provenance)

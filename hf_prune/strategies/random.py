@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..record import ScoreRecord
-from .base import Strategy, register_strategy
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
+
+
+@dataclass
+class RandomConfig(StrategyConfig):
+    """Parameters of `random`.
+
+    Args:
+        seed (`int`, *optional*, defaults to 0): seed of `numpy.random.default_rng`.
+    """
+
+    seed: int = field(default=0, metadata={"help": "seed of the random subset"})
+
+    def __post_init__(self):
+        self.seed = int(self.seed)
 
 
 @register_strategy
@@ -14,8 +31,7 @@ class RandomPruning(Strategy):
     so the kept set is a uniformly random subset of the right size (per class with `class_balanced=True`). The same
     seed gives the same subset on every machine.
 
-    Args:
-        seed (`int`, *optional*, defaults to 0): seed of `numpy.random.default_rng`.
+    Parameters: `RandomConfig` (`seed`).
 
     Example:
 
@@ -26,11 +42,12 @@ class RandomPruning(Strategy):
 
     name = "random"
     summary = "Random baseline: a seeded uniformly random subset (needs no signal)."
+    title = "Random pruning"
+    description = "A uniformly random subset of the rows, drawn with a fixed seed: the baseline of every pruning paper."
+    score_name = "a uniform random draw"
     keep = "high"
     requires = ()
+    config_class = RandomConfig
 
-    def __init__(self, seed: int = 0):
-        super().__init__(seed=int(seed))
-
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        return np.random.default_rng(self.params["seed"]).random(record.num_samples)
+    def compute(self, record: ScoreRecord) -> Scores:
+        return Scores(np.random.default_rng(self.config.seed).random(record.num_samples))

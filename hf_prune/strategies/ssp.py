@@ -3,23 +3,22 @@ power law scaling via data pruning", NeurIPS 2022, Sec. 6."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
-from ..features import describe_features, resolve_features
+from ..citations import SSP
+from ..features import resolve_features
 from ..kmeans import minibatch_kmeans, nearest_centre
 from ..record import ScoreRecord
-from .base import Strategy, register_strategy
+from .base import Scores, Strategy, register_strategy
+from .config import StrategyConfig
 
 
-@register_strategy
-class SelfSupervisedPrototypes(Strategy):
-    """Self-Supervised Prototypes (Sorscher et al. 2022, Sec. 6): k-means with `k` clusters on (self-supervised)
-    embeddings; a sample's difficulty is the distance to its nearest centroid,
-    ``s(x) = min_j || f(x) - mu_j ||`` (cosine geometry by default: rows and centroids L2-normalised, so
-    ``s = sqrt(2 - 2 cos)``). Keeps the **highest** (farthest, hardest), the paper's rule for large datasets.
-
-    Clustering is mini-batch k-means in torch (`hf_prune.kmeans`) over the on-disk features, so ImageNet-size
-    features never need float32 in RAM.
+@dataclass
+class SSPConfig(StrategyConfig):
+    """Parameters of `ssp`.
 
     Args:
         features (`str`, `np.ndarray` or `FeatureStore`, *optional*): a feature folder or an `[n, d]` array, ideally
@@ -32,64 +31,68 @@ class SelfSupervisedPrototypes(Strategy):
         seed (`int`, *optional*, defaults to 0): k-means seed.
     """
 
+    features: Any = field(default=None, metadata={"help": "feature folder (default: RUN_DIR/features)"})
+    num_clusters: int | None = field(default=None, metadata={"help": "k (default: the number of classes)"})
+    normalize: bool = field(default=True, metadata={"help": "cosine geometry (spherical k-means)"})
+    per_class: bool = field(default=False, metadata={"help": "cluster each class separately"})
+    batch_size: int = field(default=4096, metadata={"help": "k-means mini-batch size"})
+    max_iter: int = field(default=100, metadata={"help": "k-means steps"})
+    seed: int = field(default=0, metadata={"help": "k-means seed"})
+
+    def __post_init__(self):
+        self.num_clusters = None if self.num_clusters is None else int(self.num_clusters)
+        if self.num_clusters is not None and self.num_clusters < 1:
+            raise ValueError(f"num_clusters must be >= 1; got {self.num_clusters}.")
+        self.normalize, self.per_class = bool(self.normalize), bool(self.per_class)
+        self.batch_size, self.max_iter, self.seed = int(self.batch_size), int(self.max_iter), int(self.seed)
+
+
+@register_strategy
+class SelfSupervisedPrototypes(Strategy):
+    """Self-Supervised Prototypes (Sorscher et al. 2022, Sec. 6): k-means with `k` clusters on (self-supervised)
+    embeddings; a sample's difficulty is the distance to its nearest centroid,
+    ``s(x) = min_j || f(x) - mu_j ||`` (cosine geometry by default: rows and centroids L2-normalised, so
+    ``s = sqrt(2 - 2 cos)``). Keeps the **highest** (farthest, hardest), the paper's rule for large datasets.
+
+    Clustering is mini-batch k-means in torch (`hf_prune.kmeans`) over the on-disk features, so ImageNet-size
+    features never need float32 in RAM.
+
+    Parameters: `SSPConfig` (`features`, `num_clusters`, `normalize`, `per_class`, `batch_size`, `max_iter`,
+    `seed`).
+    """
+
     name = "ssp"
     summary = "Self-supervised prototypes (Sorscher et al. 2022): k-means distance to nearest centroid; keeps far."
+    title = "Self-supervised prototypes (SSP)"
+    citation = SSP
     keep = "high"
     requires = ()
+    config_class = SSPConfig
 
-    def __init__(
-        self,
-        features=None,
-        num_clusters: int | None = None,
-        normalize: bool = True,
-        per_class: bool = False,
-        batch_size: int = 4096,
-        max_iter: int = 100,
-        seed: int = 0,
-    ):
-        super().__init__(
-            features=describe_features(features),
-            num_clusters=None if num_clusters is None else int(num_clusters),
-            normalize=bool(normalize),
-            per_class=bool(per_class),
-            batch_size=int(batch_size),
-            max_iter=int(max_iter),
-            seed=int(seed),
-        )
-        self._features = features
-        self._used = None
-
-    def score(self, record: ScoreRecord) -> np.ndarray:
-        store = resolve_features(self._features, record, self.name)
-        self._used = store
+    def compute(self, record: ScoreRecord) -> Scores:
+        store = resolve_features(self.config.features, record, self.name)
         labels = record.labels
-        p = self.params
-        k = p["num_clusters"] or (int(np.unique(labels[labels >= 0]).size) if labels is not None else 10)
+        c = self.config
+        k = c.num_clusters or (int(np.unique(labels[labels >= 0]).size) if labels is not None else 10)
         groups = [np.flatnonzero(store.seen)]
-        if p["per_class"]:
+        if c.per_class:
             if labels is None:
                 raise ValueError("`ssp` with per_class=True needs class labels; the record has none.")
-            groups = [np.flatnonzero(store.seen & (labels == c)) for c in np.unique(labels[labels >= 0])]
-        self._k = k
+            groups = [np.flatnonzero(store.seen & (labels == cls)) for cls in np.unique(labels[labels >= 0])]
         out = np.full(record.num_samples, np.nan)
         for rows in groups:
             if rows.size == 0:
                 continue
             centres = minibatch_kmeans(
-                store.features, min(k, rows.size), batch_size=p["batch_size"], max_iter=p["max_iter"],
-                normalize=p["normalize"], seed=p["seed"], rows=rows,
+                store.features, min(k, rows.size), batch_size=c.batch_size, max_iter=c.max_iter,
+                normalize=c.normalize, seed=c.seed, rows=rows,
             )  # fmt: skip
             if rows.size == store.num_samples:
-                _, dist = nearest_centre(store.features, centres, normalize=p["normalize"])
+                _, dist = nearest_centre(store.features, centres, normalize=c.normalize)
             else:
-                _, dist = nearest_centre(_Rows(store.features, rows), centres, normalize=p["normalize"])
+                _, dist = nearest_centre(_Rows(store.features, rows), centres, normalize=c.normalize)
             out[rows] = dist
-        return out
-
-    def provenance(self) -> dict:
-        if self._used is None:
-            return {}
-        return {"features": self._used.describe(), "num_clusters_used": self._k}
+        return Scores(out, {"features": store.describe(), "num_clusters_used": k})
 
 
 class _Rows:

@@ -1,0 +1,105 @@
+"""BibTeX entries of the papers behind hf_prune's methods, for the `citation` attribute of strategies and policies and
+for cards. One entry per paper, shared by the methods that come from it."""
+
+from __future__ import annotations
+
+
+def bibtex(kind: str, key: str, **fields: str) -> str:
+    """A BibTeX entry `@kind{key, field = {value}, ...}` with aligned fields."""
+    width = max(len(k) for k in fields)
+    body = ",\n".join(f"  {k:<{width}} = {{{v}}}" for k, v in fields.items())
+    return f"@{kind}{{{key},\n{body}\n}}"
+
+
+DYN_UNC = bibtex(
+    "article",
+    "he2023large",
+    title="Large-scale Dataset Pruning with Dynamic Uncertainty",
+    author="He, Muyang and Yang, Shuo and Huang, Tiejun and Zhao, Bo",
+    journal="arXiv preprint arXiv:2306.05175",
+    year="2023",
+)
+DATA_DIET = bibtex(
+    "inproceedings",
+    "paul2021deep",
+    title="Deep Learning on a Data Diet: Finding Important Examples Early in Training",
+    author="Paul, Mansheej and Ganguli, Surya and Dziugaite, Gintare Karolina",
+    booktitle="Advances in Neural Information Processing Systems",
+    year="2021",
+)
+CARTOGRAPHY = bibtex(
+    "inproceedings",
+    "swayamdipta2020dataset",
+    title="Dataset Cartography: Mapping and Diagnosing Datasets with Training Dynamics",
+    author="Swayamdipta, Swabha and Schwartz, Roy and Lourie, Nicholas and Wang, Yizhong and Hajishirzi, Hannaneh"
+    " and Smith, Noah A. and Choi, Yejin",
+    booktitle="Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing",
+    year="2020",
+)
+FORGETTING = bibtex(
+    "inproceedings",
+    "toneva2019empirical",
+    title="An Empirical Study of Example Forgetting during Deep Neural Network Learning",
+    author="Toneva, Mariya and Sordoni, Alessandro and Combes, Remi Tachet des and Trischler, Adam and "
+    "Bengio, Yoshua and Gordon, Geoffrey J.",
+    booktitle="International Conference on Learning Representations",
+    year="2019",
+)
+AUM = bibtex(
+    "inproceedings",
+    "pleiss2020identifying",
+    title="Identifying Mislabeled Data using the Area Under the Margin Ranking",
+    author="Pleiss, Geoff and Zhang, Tianyi and Elenberg, Ethan and Weinberger, Kilian Q.",
+    booktitle="Advances in Neural Information Processing Systems",
+    year="2020",
+)
+SELECTION_VIA_PROXY = bibtex(
+    "inproceedings",
+    "coleman2020selection",
+    title="Selection via Proxy: Efficient Data Selection for Deep Learning",
+    author="Coleman, Cody and Yeh, Christopher and Mussmann, Stephen and Mirzasoleiman, Baharan and "
+    "Bailis, Peter and Liang, Percy and Leskovec, Jure and Zaharia, Matei",
+    booktitle="International Conference on Learning Representations",
+    year="2020",
+)
+CCS = bibtex(
+    "inproceedings",
+    "zheng2023coverage",
+    title="Coverage-centric Coreset Selection for High Pruning Rates",
+    author="Zheng, Haizhong and Liu, Rui and Lai, Fan and Prakash, Atul",
+    booktitle="International Conference on Learning Representations",
+    year="2023",
+)
+MODERATE = bibtex(
+    "inproceedings",
+    "xia2023moderate",
+    title="Moderate Coreset: A Universal Method of Data Selection for Real-world Data-efficient Deep Learning",
+    author="Xia, Xiaobo and Liu, Jiale and Yu, Jun and Shen, Xu and Han, Bo and Liu, Tongliang",
+    booktitle="International Conference on Learning Representations",
+    year="2023",
+)
+SSP = bibtex(
+    "inproceedings",
+    "sorscher2022beyond",
+    title="Beyond neural scaling laws: beating power law scaling via data pruning",
+    author="Sorscher, Ben and Geirhos, Robert and Shekhar, Shashank and Ganguli, Surya and Morcos, Ari S.",
+    booktitle="Advances in Neural Information Processing Systems",
+    year="2022",
+)
+DYNAMIC_DATA_PRUNING = bibtex(
+    "article",
+    "raju2021accelerating",
+    title="Accelerating Deep Learning with Dynamic Data Pruning",
+    author="Raju, Ravi S. and Daruwalla, Kyle and Lipasti, Mikko",
+    journal="arXiv preprint arXiv:2111.12621",
+    year="2021",
+)
+INFOBATCH = bibtex(
+    "inproceedings",
+    "qin2024infobatch",
+    title="InfoBatch: Lossless Training Speed Up by Unbiased Dynamic Data Pruning",
+    author="Qin, Ziheng and Wang, Kai and Zheng, Zangwei and Gu, Jianyang and Peng, Xiangyu and Xu, Zhaopan and "
+    "Zhou, Daquan and Shang, Lei and Sun, Baigui and Xie, Xuansong and You, Yang",
+    booktitle="International Conference on Learning Representations",
+    year="2024",
+)

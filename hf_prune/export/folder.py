@@ -1,0 +1,275 @@
+"""Index-list folders: one run's pruned lists (one config per ratio) laid out as a Hub dataset repo.
+
+Layout of a saved folder::
+
+    README.md                                     # dataset card: YAML `configs:` + `pruning:` block, usage, method
+    data/prune_25/train-00000-of-00001.parquet    # one config per ratio: rows KEPT, sorted by `index`
+    data/prune_50/train-00000-of-00001.parquet
+    data/scores/train-00000-of-00001.parquet      # optional (`all_scores=True`): every row's score
+    images/score_histogram.png                    # optional (needs matplotlib)
+    images/data_map.png                           # optional, when the record is given
+    pruning_provenance.json                       # exact params and provenance, for `PruneResult.load`
+
+The files of one config are described in `hf_prune.export.index_list`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..plots import data_map, score_histogram
+from ..provenance import infer_source, jsonable, normalize_source, source_from_provenance
+from .cards import render_dataset_card
+from .content import content_values
+from .index_list import (
+    CARD_FILE,
+    FORMAT_VERSION,
+    IMAGES_DIR,
+    INDEX_COLUMN,
+    LABEL_COLUMN,
+    PROVENANCE_FILE,
+    SCORE_COLUMN,
+    SCORES_CONFIG,
+    SPLIT,
+    config_name_for,
+    data_file_for,
+    index_sha256,
+    read_card_metadata,
+    write_parquet,
+)
+
+
+logger = logging.getLogger(__name__)
+
+
+def _draw(plot, path: Path, *args) -> bool:
+    """Draws a figure of `hf_prune.plots` into `path`; False (nothing written) without matplotlib or data."""
+    try:
+        return plot(*args, path=path) is not None
+    except ImportError:
+        return False
+
+
+def _is_result(value) -> bool:
+    return all(hasattr(value, a) for a in ("kept_ids", "scores", "prune_ratio", "method", "num_samples"))
+
+
+def _check_results(results) -> list:
+    results = [results] if _is_result(results) else list(results)
+    if not results:
+        raise ValueError("No results to save.")
+    for r in results:
+        if not _is_result(r):
+            raise TypeError(f"Expected PruneResult objects; got {type(r).__name__}.")
+    first = results[0]
+    for r in results[1:]:
+        if r.num_samples != first.num_samples or r.method != first.method:
+            raise ValueError(
+                "Results saved together must come from one run: same method and split length; got "
+                f"{first.method}/{first.num_samples} and {r.method}/{r.num_samples}."
+            )
+    names = [config_name_for(r.prune_ratio) for r in results]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Two results have the same prune_ratio ({names}); save each ratio once.")
+    return results
+
+
+def _is_replaceable(folder: Path) -> bool:
+    if not folder.exists():
+        return True
+    if not folder.is_dir():
+        return False
+    if not any(folder.iterdir()):
+        return True
+    try:
+        read_card_metadata(folder)
+        return True
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def save_results(
+    results,
+    save_directory: str | os.PathLike,
+    source: Any = None,
+    *,
+    repo_id: str | None = None,
+    source_dataset=None,
+    content_key: str | None = None,
+    content: Sequence[str] | None = None,
+    include_labels: bool = True,
+    all_scores: bool = False,
+    score_dtype: str = "float32",
+    license: str = "other",
+    task_categories: Sequence[str] = ("image-classification",),
+    pretty_name: str | None = None,
+    plot: bool = True,
+    record=None,
+    extra_tags: Sequence[str] = (),
+) -> Path:
+    """Writes one or several ratios of one run to a folder laid out as a Hub dataset repo (see the module docstring).
+
+    Each result becomes a config named after its ratio (`prune_25` ...); the first is the default config, so
+    `load_dataset(folder_or_repo, split="train")["index"]` reads it. The folder is replaced atomically; an existing
+    folder that is not an hf_prune index list is never overwritten.
+
+    Args:
+        results (`PruneResult` or list of `PruneResult`):
+            The lists to write, all from one run (same method and split length).
+        save_directory (`str` or `os.PathLike`):
+            Folder to write.
+        source (`str`, `tuple` or `dict`, *optional*):
+            The split the ids index into: a repo id, `(repo_id, split[, revision])`, `(repo_id, config, split,
+            revision)` or a dict with keys `repo_id, config, split, revision, fingerprint`. Fills in or overrides what
+            the results' provenance knows.
+        repo_id (`str`, *optional*):
+            The repo the folder will be pushed to, used in the card's snippets (`push_folder_to_hub` fills it in).
+        source_dataset (`datasets.Dataset`, *optional*):
+            The unpruned source split, to read `content_key` from (and its fingerprint when `source` has none).
+        content_key (`str`, *optional*):
+            A column of the source that identifies a row whatever the mirror (e.g. a file name, or an `Image`
+            column, whose file base names are used). Stored as a column of the lists.
+        content (sequence of `str`, *optional*):
+            The content key of every source row, when there is no `source_dataset` at hand (needs `content_key`).
+        include_labels (`bool`, *optional*, defaults to `True`):
+            Write a `label` column where the results know the labels.
+        all_scores (`bool`, *optional*, defaults to `False`):
+            Also write a `scores` config with every row's score, so `PruneResult.load` restores removed rows' scores.
+        score_dtype (`str`, *optional*, defaults to `"float32"`):
+            Storage type of the scores (`"float32"` or `"float64"`); float32 keeps an ImageNet list under 4 MB.
+        license (`str`, *optional*, defaults to `"other"`):
+            License of the list, for the card.
+        task_categories (sequence of `str`, *optional*, defaults to `("image-classification",)`):
+            For the card.
+        pretty_name (`str`, *optional*):
+            Title of the card.
+        plot (`bool`, *optional*, defaults to `True`):
+            Draw `images/score_histogram.png` (skipped without matplotlib).
+        record (`ScoreRecord`, *optional*):
+            The record the results were selected from; with `plot`, also draws its data map with the removed rows of
+            the first result (`images/data_map.png`, Dyn-Unc Fig. 2) for the card.
+        extra_tags (sequence of `str`, *optional*):
+            More card tags.
+
+    Returns:
+        `Path`: the folder.
+
+    Example:
+
+    ```python
+    >>> from hf_prune.export import save_results
+    >>> r25 = strategy.select(record, prune_ratio=0.25)
+    >>> r50 = strategy.select(record, prune_ratio=0.5)
+    >>> save_results([r25, r50], "imagenet-dyn-unc", source=("ILSVRC/imagenet-1k", "train", "main"))
+    ```
+    """
+    results = _check_results(results)
+    if score_dtype not in ("float32", "float64"):
+        raise ValueError(f"score_dtype must be 'float32' or 'float64'; got {score_dtype!r}.")
+    first = results[0]
+    n = first.num_samples
+    # What is known about the source, weakest first: the results' provenance, the source dataset, `source=`.
+    src = source_from_provenance(first.provenance)
+    if source_dataset is not None:
+        if len(source_dataset) != n:
+            raise ValueError(f"`source_dataset` has {len(source_dataset)} rows; the results index {n}.")
+        src.update(infer_source(source_dataset))
+    src.update({k: v for k, v in normalize_source(source, n).items() if v is not None})
+    src = normalize_source({k: v for k, v in src.items() if k != "num_rows"}, n)
+    src["split"] = src["split"] or SPLIT
+    if not src.get("repo_id"):
+        logger.warning(
+            "The index list does not say which dataset its ids index (no source repo id in the results' provenance). "
+            "Pass `source=(repo_id, split, revision)` so the card can show how to apply it."
+        )
+    if content is not None or source_dataset is not None and content_key is not None:
+        if content_key is None:
+            raise ValueError("`content` needs `content_key=` (the column name to store it under).")
+        if content is None:
+            content = content_values(source_dataset, content_key)
+        content = pa.array(content, type=pa.string()) if not isinstance(content, pa.Array) else content
+        if len(content) != n:
+            raise ValueError(f"`content` has {len(content)} values; the results index {n} rows.")
+        if content_key in (INDEX_COLUMN, SCORE_COLUMN, LABEL_COLUMN):
+            raise ValueError(f"content_key {content_key!r} clashes with a list column; rename it.")
+    elif content_key is not None:
+        raise ValueError("`content_key` needs `source_dataset=` (or `content=`) to read the keys from.")
+
+    save_directory = Path(save_directory)
+    if not _is_replaceable(save_directory):
+        raise FileExistsError(f"{save_directory} exists and is not an hf_prune index list; refusing to overwrite it.")
+    save_directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{save_directory.name}.", dir=save_directory.parent))
+    try:
+        lists, provenance_lists = {}, {}
+        for r in results:
+            name = config_name_for(r.prune_ratio)
+            ids = r.kept_ids
+            columns: dict[str, Any] = {INDEX_COLUMN: ids, SCORE_COLUMN: r.scores[ids]}
+            if include_labels and r.labels is not None:
+                columns[LABEL_COLUMN] = np.asarray(r.labels)[ids]
+            if content is not None:
+                columns[content_key] = content.take(pa.array(ids))
+            write_parquet(tmp / data_file_for(name), columns, score_dtype)
+            lists[name] = {
+                "prune_ratio": float(r.prune_ratio),
+                "kept": r.num_kept,
+                "removed": n - r.num_kept,
+                "index_sha256": index_sha256(ids),
+                "data_files": data_file_for(name),
+            }
+            provenance_lists[name] = {"params": jsonable(r.params), "provenance": jsonable(r.provenance)}
+        if all_scores:
+            columns = {INDEX_COLUMN: np.arange(n, dtype=np.int64), SCORE_COLUMN: first.scores}
+            if include_labels and first.labels is not None:
+                columns[LABEL_COLUMN] = np.asarray(first.labels)
+            write_parquet(tmp / data_file_for(SCORES_CONFIG), columns, score_dtype)
+        with open(tmp / PROVENANCE_FILE, "w") as f:
+            json.dump({"format_version": FORMAT_VERSION, "lists": provenance_lists}, f, indent=2, sort_keys=True)
+        images = []
+        if plot and _draw(score_histogram, tmp / IMAGES_DIR / "score_histogram.png", results):
+            images.append(("Histogram of the scores of kept and removed rows", f"{IMAGES_DIR}/score_histogram.png"))
+        if (
+            plot
+            and record is not None
+            and record.has_signal("p_target")
+            and record.num_samples == n
+            and _draw(data_map, tmp / IMAGES_DIR / "data_map.png", record, first)
+        ):
+            images.append(("Data map: mean vs std of p_target, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
+        card = render_dataset_card(
+            results,
+            lists,
+            src,
+            repo_id=repo_id,
+            content_key=content_key,
+            all_scores=all_scores,
+            license=license,
+            task_categories=list(task_categories),
+            pretty_name=pretty_name,
+            images=images,
+            extra_tags=list(extra_tags),
+        )
+        card.save(tmp / CARD_FILE)
+        os.chmod(tmp, 0o755)
+        if save_directory.exists():
+            old = save_directory.with_name(f".{save_directory.name}.old-{os.getpid()}")
+            os.replace(save_directory, old)
+            os.replace(tmp, save_directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, save_directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return save_directory

@@ -1,0 +1,149 @@
+"""Model cards for models trained on a pruned set, rendered from `model_cards/model_trained_on_pruned.md` through
+`huggingface_hub`'s `ModelCard` / `ModelCardData`: the card links the index list, states the ratio (fraction
+removed) and compares the metric with full-data training."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..provenance import source_from_provenance
+from .cards import MODEL_CARD_TEMPLATE, TRAINING_KEYS, MethodInfo, method_info, template_path
+from .index_list import config_name_for
+
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
+
+def _fmt_metric(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{100 * value:.2f} %" if 0 <= value <= 1 else f"{value:.4g}"
+
+
+def model_card(
+    index_repo_id: str,
+    *,
+    result=None,
+    method: str | None = None,
+    prune_ratio: float | None = None,
+    num_kept: int | None = None,
+    num_samples: int | None = None,
+    index_config: str | None = None,
+    accuracy: float | None = None,
+    full_accuracy: float | None = None,
+    metric_name: str = "accuracy",
+    source: str | None = None,
+    source_split: str = "train",
+    eval_split: str | None = None,
+    model_name: str | None = None,
+    base_model: str | None = None,
+    library_name: str = "transformers",
+    license: str | None = None,
+    pipeline_tag: str = "image-classification",
+    training: dict[str, Any] | None = None,
+    tags: Sequence[str] = (),
+) -> ModelCard:
+    """Renders the model card of a model trained on a pruned set (`model_cards/model_trained_on_pruned.md`).
+
+    The card links the index list, states the ratio (fraction removed) and compares the metric with full-data
+    training. Method, ratio, counts and source come from `result` where given; explicit arguments override them.
+
+    Args:
+        index_repo_id (`str`):
+            The dataset repo of the index list (e.g. `"org/imagenet-1k-dyn-unc-25"`).
+        result (`PruneResult`, *optional*):
+            The result the training set was made with.
+        accuracy (`float`, *optional*):
+            The model's metric (a fraction in [0, 1] shows as a percentage).
+        full_accuracy (`float`, *optional*):
+            The same metric for the same recipe trained on the full set.
+        source (`str`, *optional*):
+            Repo id of the source dataset; defaults to the result's provenance.
+        eval_split (`str`, *optional*):
+            The split `accuracy` was measured on; with `source` and `accuracy`, adds a `model-index` entry.
+        library_name (`str`, *optional*, defaults to `"transformers"`):
+            `"transformers"` or `"timm"`.
+
+    Returns:
+        `huggingface_hub.ModelCard`: save it with `.save(path)` or push it with `.push_to_hub(repo_id)`.
+
+    Example:
+
+    ```python
+    >>> from hf_prune.export import model_card
+    >>> card = model_card("org/imagenet-1k-dyn-unc-25", result=result, accuracy=0.781, full_accuracy=0.786,
+    ...                   eval_split="validation")
+    >>> card.save("model/README.md")
+    ```
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub.constants import ENDPOINT
+    from huggingface_hub.repocard_data import EvalResult
+
+    if result is not None:
+        method = method or result.method
+        prune_ratio = result.prune_ratio if prune_ratio is None else prune_ratio
+        num_kept = result.num_kept if num_kept is None else num_kept
+        num_samples = result.num_samples if num_samples is None else num_samples
+        src = source_from_provenance(result.provenance)
+        source = source or src.get("repo_id")
+        source_split = src.get("split") or source_split
+        if training is None:
+            args = (result.provenance.get("record") or {}).get("args") or {}
+            training = {k: args[k] for k in TRAINING_KEYS if k in args} or None
+    if index_config is None and prune_ratio is not None:
+        index_config = config_name_for(prune_ratio)
+    info = method_info(result) if result is not None and method == result.method else MethodInfo.from_dict({}, method)
+    eval_results = None
+    if accuracy is not None and source and eval_split:
+        eval_results = [
+            EvalResult(
+                task_type=pipeline_tag,
+                dataset_type=source,
+                dataset_name=source,
+                dataset_split=eval_split,
+                metric_type=metric_name,
+                metric_value=float(accuracy),
+            )
+        ]
+    trained_on = source.split("/")[-1] if source else "a training set"
+    title = model_name or f"Model trained on {trained_on} pruned with {info.title}"
+    card_data = ModelCardData(
+        model_name=title if eval_results else model_name,
+        base_model=base_model,
+        datasets=[d for d in (source, index_repo_id) if d],
+        library_name=library_name,
+        license=license,
+        metrics=[metric_name],
+        pipeline_tag=pipeline_tag,
+        tags=list(dict.fromkeys(["dataset-pruning", *([method] if method else []), "hf-prune", *tags])),
+        eval_results=eval_results,
+    )
+    delta = None
+    if accuracy is not None and full_accuracy is not None:
+        diff = float(accuracy) - float(full_accuracy)
+        both_fractions = 0 <= accuracy <= 1 and 0 <= full_accuracy <= 1
+        delta = f"{100 * diff:+.2f} points" if both_fractions else f"{diff:+.4g}"
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path(MODEL_CARD_TEMPLATE)),
+        title=title,
+        source=source,
+        source_split=source_split,
+        index_repo_id=index_repo_id,
+        index_url=f"{ENDPOINT}/datasets/{index_repo_id}",
+        index_config=index_config,
+        method=info,
+        prune_ratio=prune_ratio,
+        num_kept=num_kept,
+        num_samples=num_samples,
+        metric_name=metric_name,
+        accuracy_text=_fmt_metric(accuracy),
+        full_accuracy_text=_fmt_metric(full_accuracy),
+        delta_text=delta,
+        eval_split=eval_split,
+        training=training,
+    )

@@ -1,0 +1,287 @@
+"""Turning one score per sample into the samples kept: the rules every static strategy *and* every dynamic policy
+share, each decided in exactly one place.
+
+* **Ratio** (`check_ratio`): `prune_ratio` is the fraction *removed*, a number in [0, 1).
+* **Kept count** (`num_kept`): `n - floor(prune_ratio * n)` (so `0.25` of ImageNet-1K's 1,281,167 keeps 960,876),
+  optionally rounded *up* to a multiple (whole distributed batches), never above `n`. The authors' codes of several
+  methods keep `floor((1 - r) n)` instead, which is one less whenever `r n` is not an integer; hf_prune keeps the
+  larger count everywhere.
+* **Ranking** (`rank`): from first-kept to first-removed. `keep="high"` keeps the highest scores, `"low"` the
+  lowest. Infinite scores are real scores and rank at their end. A NaN score (a sample the method could not score)
+  ranks last (`nan="last"`: removed first; static strategies) or first (`nan="first"`: explored first; dynamic
+  policies, whose unseen samples have no loss yet).
+* **Ties**: among equal scores the lower sample id is kept (deterministic, the same everywhere), or, when a seeded
+  generator is given, the order of a random permutation drawn from it (dynamic policies, whose selections must not
+  favour low ids epoch after epoch).
+* **Class balance** (`top_per_class`): the same ranking inside every class, with a quota per class, in one sort of
+  `O(n log n)` however many classes. Static selections remove `floor(prune_ratio * n_c)` from every class `c`
+  (`class_quotas_by_ratio`); dynamic ones split an exact total `k` in proportion to class sizes, the remainder
+  going to the largest fractional parts (`class_quotas_by_total`). Label `-1` (unknown) is a class of its own.
+* **Coverage** (`ccs_kept_ids`): coverage-centric stratified sampling (Zheng et al. 2023) instead of a ranking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def check_ratio(value: float, name: str = "prune_ratio") -> float:
+    """Returns `value` as a float in [0, 1), or raises a clear error (ratios are the fraction of samples *removed*)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r}.")
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [0, 1); got {value!r}.") from None
+    if math.isnan(ratio) or not (0.0 <= ratio < 1.0):
+        raise ValueError(
+            f"{name} must be in [0, 1): it is the fraction of samples *removed* (0.25 removes a quarter and keeps "
+            f"75%). Got {ratio}."
+        )
+    return ratio
+
+
+def check_keep(keep: str) -> str:
+    """Returns `keep` if it is `"high"` or `"low"`, else raises."""
+    if keep not in ("high", "low"):
+        raise ValueError(f"keep must be 'high' or 'low'; got {keep!r}.")
+    return keep
+
+
+def num_removed(n: int, prune_ratio: float) -> int:
+    """`floor(prune_ratio * n)`, robust to float error (`0.3 * 10` is 2.9999999999999996)."""
+    return int(math.floor(prune_ratio * n + 1e-9))
+
+
+def num_kept(n: int, prune_ratio: float, multiple_of: int = 1) -> int:
+    """Samples kept: `n - floor(prune_ratio * n)`, rounded *up* to a multiple of `multiple_of`, at most `n`.
+
+    Rounding up to `world_size * per_device_batch_size` makes every batch on every rank full, so distributed samplers
+    never pad with duplicates. It keeps at most `multiple_of - 1` extra samples.
+    """
+    if n <= 0:
+        raise ValueError(f"The number of samples must be positive; got {n}.")
+    keep = n - num_removed(n, prune_ratio)
+    multiple_of = max(1, int(multiple_of))
+    return min(n, int(math.ceil(keep / multiple_of)) * multiple_of)
+
+
+def _sort_keys(scores: np.ndarray, keep: str, nan: str, rng: np.random.Generator | None):
+    """`(tie, key, nan_rank)` for `np.lexsort` (last key sorts first)."""
+    check_keep(keep)
+    if nan not in ("first", "last"):
+        raise ValueError(f"nan must be 'first' or 'last'; got {nan!r}.")
+    scores = np.asarray(scores, dtype=np.float64)
+    is_nan = np.isnan(scores)
+    key = -scores if keep == "high" else scores.copy()
+    key[is_nan] = 0.0
+    nan_rank = is_nan if nan == "last" else ~is_nan
+    tie = np.arange(scores.shape[0]) if rng is None else rng.permutation(scores.shape[0])
+    return tie, key, nan_rank
+
+
+def rank(
+    scores: np.ndarray, keep: str = "high", nan: str = "last", rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Sample positions ordered from first-kept to first-removed.
+
+    Args:
+        scores (`np.ndarray` `[n]`): one score per sample; `inf` is a real score, NaN means "no score".
+        keep (`str`, *optional*, defaults to `"high"`): keep the `"high"` or the `"low"` end.
+        nan (`str`, *optional*, defaults to `"last"`): NaN ranks `"last"` (removed first) or `"first"`.
+        rng (`np.random.Generator`, *optional*): break ties by a permutation drawn from it; by default the lower
+            position comes first.
+    """
+    tie, key, nan_rank = _sort_keys(scores, keep, nan, rng)
+    return np.lexsort((tie, key, nan_rank))
+
+
+def class_quotas_by_ratio(counts: np.ndarray, prune_ratio: float) -> np.ndarray:
+    """Per-class kept counts when every class loses `floor(prune_ratio * n_c)` of its `n_c` samples."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return counts - np.floor(prune_ratio * counts + 1e-9).astype(np.int64)
+
+
+def class_quotas_by_total(counts: np.ndarray, total: int, classes: np.ndarray | None = None) -> np.ndarray:
+    """Per-class kept counts summing exactly to `total`, in proportion to the class sizes `counts`: class `c` gets
+    `floor(total * n_c / n)`, and the remainder goes one each to the largest fractional parts (ties: lower class)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    classes = np.arange(counts.size) if classes is None else np.asarray(classes)
+    exact = total * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    extra = int(total) - int(quota.sum())
+    quota[np.lexsort((classes, -(exact - quota)))[:extra]] += 1
+    return quota
+
+
+def top_per_class(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    quotas,
+    keep: str = "high",
+    nan: str = "last",
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """The first `quota_c` samples of every class `c` in the `rank` order, in one `O(n log n)` sort.
+
+    Args:
+        scores (`np.ndarray` `[n]`), keep, nan, rng: as in `rank`, applied inside every class.
+        labels (`np.ndarray` `[n]`): class of every sample.
+        quotas (`Callable[[classes, counts], np.ndarray]` or `np.ndarray`): how many to keep per class, aligned
+            with `np.unique(labels)`, or a function of the classes and their sizes giving them (see
+            `class_quotas_by_ratio`, `class_quotas_by_total`).
+
+    Returns:
+        Unsorted int64 positions of the kept samples.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels has shape {labels.shape}; expected {scores.shape}, one per score.")
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    quota = np.asarray(quotas(classes, counts) if callable(quotas) else quotas, dtype=np.int64)
+    if quota.shape != classes.shape:
+        raise ValueError(f"Got {quota.size} class quotas for {classes.size} classes.")
+    tie, key, nan_rank = _sort_keys(scores, keep, nan, rng)
+    order = np.lexsort((tie, key, nan_rank, inverse))  # by class, then the ranking inside it
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    cls = inverse[order]
+    position_in_class = np.arange(order.size) - start[cls]
+    return order[position_in_class < quota[cls]].astype(np.int64)
+
+
+def select_kept_ids(
+    scores: np.ndarray,
+    prune_ratio: float,
+    keep: str = "high",
+    labels: np.ndarray | None = None,
+    class_balanced: bool = False,
+) -> np.ndarray:
+    """Returns the sorted int64 ids kept when removing `prune_ratio` of the samples by `scores` (the static rule:
+    NaN removed first, ties to the lower id).
+
+    Args:
+        scores (`np.ndarray` `[n]`): one score per sample; NaN is removed first.
+        prune_ratio (`float`): fraction removed, in [0, 1).
+        keep (`str`, *optional*, defaults to `"high"`): keep the `"high"` or the `"low"` scores.
+        labels (`np.ndarray` `[n]`, *optional*): class labels, required when `class_balanced=True`.
+        class_balanced (`bool`, *optional*, defaults to `False`): remove `floor(prune_ratio * n_c)` from every class.
+
+    Example:
+
+    ```python
+    >>> import numpy as np
+    >>> from hf_prune.selection import select_kept_ids
+    >>> select_kept_ids(np.array([0.1, 0.9, np.nan, 0.5]), prune_ratio=0.5)
+    array([1, 3])
+    ```
+    """
+    ratio = check_ratio(prune_ratio)
+    scores = np.asarray(scores, dtype=np.float64)
+    n = scores.shape[0]
+    if not class_balanced:
+        kept = rank(scores, keep)[: n - num_removed(n, ratio)] if n else np.zeros(0, dtype=np.int64)
+        return np.sort(kept).astype(np.int64)
+    if labels is None:
+        raise ValueError(
+            "class_balanced=True needs labels, but none were given. Records from `PruningTrainer` store them; for "
+            "`ScoreRecord.from_arrays` pass `labels=`."
+        )
+    kept = top_per_class(scores, labels, lambda _, counts: class_quotas_by_ratio(counts, ratio), keep)
+    return np.sort(kept)
+
+
+def ccs_kept_ids(
+    scores: np.ndarray,
+    prune_ratio: float,
+    keep: str = "high",
+    hard_cutoff: float = 0.0,
+    num_strata: int = 50,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    class_balanced: bool = False,
+) -> np.ndarray:
+    """Coverage-centric coreset selection (CCS; Zheng, Liu, Lai, Prakash, "Coverage-centric Coreset Selection for
+    High Pruning Rates", ICLR 2023, Algorithm 1) over any score.
+
+    The *hard* end of the scores is the end the method would keep (`keep`): for `keep="high"` the highest scores
+    are the hardest. Steps, with budget `m = n - floor(prune_ratio * n)`:
+
+    1. Remove the `floor(hard_cutoff * n)` hardest samples (likely mislabeled) and every NaN score.
+    2. Split the remaining score range into `num_strata` strata of equal width.
+    3. Repeatedly take the stratum with the fewest samples (ties: lower stratum index), keep
+       `min(|B|, floor(m / #strata left))` samples drawn uniformly at random from it (seeded), drop it from the
+       pool and reduce `m` by what was kept.
+
+    The number kept is exactly `n - floor(prune_ratio * n)`, as for every selection in this module.
+
+    Args:
+        scores (`np.ndarray` `[n]`): one score per sample.
+        prune_ratio (`float`): fraction removed, in [0, 1).
+        keep (`str`, *optional*, defaults to `"high"`): which end of the scores is the hard end.
+        hard_cutoff (`float`, *optional*, defaults to 0.0): fraction `beta` of the hardest samples removed first;
+            must not exceed `prune_ratio`.
+        num_strata (`int`, *optional*, defaults to 50): number of strata `k` (the paper uses 50).
+        seed (`int`, *optional*, defaults to 0): seed of the sampling inside strata.
+        labels (`np.ndarray` `[n]`, *optional*): class labels, required when `class_balanced=True`.
+        class_balanced (`bool`, *optional*, defaults to `False`): run CCS inside every class with its own budget.
+
+    Returns:
+        Sorted int64 kept ids.
+    """
+    ratio = check_ratio(prune_ratio)
+    check_keep(keep)
+    beta = float(hard_cutoff)
+    if not 0.0 <= beta <= ratio:
+        raise ValueError(
+            f"hard_cutoff must be in [0, prune_ratio={ratio}]: the hardest fraction removed is part of the pruned "
+            f"fraction. Got {hard_cutoff}."
+        )
+    if int(num_strata) < 1:
+        raise ValueError(f"num_strata must be >= 1; got {num_strata}.")
+    scores = np.asarray(scores, dtype=np.float64)
+    n = scores.shape[0]
+    rng = np.random.default_rng(seed)
+    if not class_balanced:
+        return np.sort(_ccs_group(np.arange(n), scores, ratio, keep, beta, int(num_strata), rng)).astype(np.int64)
+    if labels is None:
+        raise ValueError("class_balanced=True needs labels, but none were given.")
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"labels has shape {labels.shape}; expected ({n},), one per score.")
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    kept = [_ccs_group(members, scores, ratio, keep, beta, int(num_strata), rng) for members in np.split(order, bounds)]
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+def _ccs_group(members, scores, ratio, keep, beta, num_strata, rng) -> np.ndarray:
+    n = members.size
+    budget = n - num_removed(n, ratio)
+    order = rank(scores[members], keep)  # hardest first, NaN last
+    valid = order[~np.isnan(scores[members][order])]
+    pool = valid[num_removed(n, beta) :]
+    if pool.size < budget:
+        raise ValueError(
+            f"CCS cannot keep {budget} of {n} samples: only {pool.size} remain after the hard cutoff and NaN scores. "
+            "Lower hard_cutoff."
+        )
+    values = scores[members][pool]
+    lo, hi = float(values.min()) if values.size else 0.0, float(values.max()) if values.size else 0.0
+    if hi > lo:
+        stratum = np.minimum(((values - lo) / (hi - lo) * num_strata).astype(np.int64), num_strata - 1)
+    else:
+        stratum = np.zeros(values.size, dtype=np.int64)
+    strata = [np.sort(pool[stratum == s]) for s in range(num_strata)]
+    sizes = np.array([s.size for s in strata])
+    kept = []
+    remaining = budget
+    for left, s in enumerate(np.lexsort((np.arange(num_strata), sizes))):
+        take = min(int(sizes[s]), remaining // (num_strata - left))
+        if take:
+            kept.append(rng.choice(strata[s], size=take, replace=False))
+        remaining -= take
+    kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+    return members[kept]

@@ -1,0 +1,41 @@
+"""`PruningArguments`: every added field has help text, bad values are refused with what to do, strings from the
+command line are parsed, and the arguments round-trip through JSON like any `TrainingArguments`."""
+
+import dataclasses
+import json
+
+import pytest
+from transformers import HfArgumentParser, TrainingArguments
+
+from hf_prune import PruningArguments
+
+
+def make(tmp_path, **kw):
+    return PruningArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, **kw)
+
+
+def test_every_added_field_has_help():
+    added = [f for f in dataclasses.fields(PruningArguments) if f.name not in TrainingArguments.__dataclass_fields__]
+    assert len(added) >= 10
+    assert all(f.metadata.get("help") for f in added), [f.name for f in added if not f.metadata.get("help")]
+
+
+def test_bad_values_are_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="Unknown signal"):
+        make(tmp_path, record_signals=["p_target", "confidence"])
+    with pytest.raises(ValueError, match="Unknown dynamic_policy 'ucbb'"):
+        make(tmp_path, dynamic_policy="ucbb")
+    with pytest.raises(ValueError, match="pruning_period must be an integer >= 1"):
+        make(tmp_path, dynamic_policy="ucb", pruning_period=0)
+    with pytest.raises(ValueError, match="record_num_samples must be positive"):
+        make(tmp_path, record_num_samples=0)
+
+
+def test_command_line_and_json_round_trip(tmp_path):
+    (args,) = HfArgumentParser(PruningArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--record_signals", "p_target,el2n", "--dynamic_policy", "ucb",
+         "--use_cpu", "true", "--report_to", "none"]
+    )  # fmt: skip
+    assert args.record_signals == ["p_target", "el2n", "loss"]  # train_loss scoring adds the loss it feeds on
+    saved = json.loads(args.to_json_string())
+    assert saved["dynamic_policy"] == "ucb" and saved["record_signals"] == ["p_target", "el2n", "loss"]

@@ -92,7 +92,7 @@ def methods(args):
         "aum": {},
         "ccs": {"score": "aum"},
         "moderate": {},
-        "ssp": {"num_clusters": args.clusters, "max_iter": args.kmeans_iter, "batch_size": 4096},
+        "ssp": {"num_clusters": args.clusters, "num_iter": args.kmeans_iter},
     }
 
 
@@ -103,7 +103,7 @@ def main(argv=None):
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--dim", type=int, default=768, help="feature width")
     p.add_argument("--clusters", type=int, default=1000, help="k of SSP's k-means")
-    p.add_argument("--kmeans-iter", type=int, default=100, help="mini-batch steps of SSP's k-means")
+    p.add_argument("--kmeans-iter", type=int, default=20, help="Lloyd iterations of SSP's k-means")
     p.add_argument("--methods", nargs="+", default=None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workdir", default=None, help="where the synthetic files go (default: a temp dir)")

@@ -207,7 +207,7 @@ def methods(args, workdir: Path, el2n_epoch: int):
         "Entropy": ("entropy", {}, False),
         "EL2N": ("el2n", {"epoch": el2n_epoch}, True),
         "GraNd": ("grand", {"epoch": 0, "features": str(workdir / "features_epoch0")}, True),
-        "Self-Sup. Proto.": ("ssp", {"batch_size": 1024, "max_iter": 50}, False),
+        "Self-Sup. Proto.": ("ssp", {}, False),
         "Moderate": ("moderate", {}, False),
         "Static Unc. [36]": ("static_uncertainty", {"window": min(5, args.score_epochs)}, False),
         "Cartography (ambig.)": ("cartography", {}, False),

@@ -13,7 +13,6 @@ import torch
 from hf_prune import PruningArguments, PruningTrainer, ScoreRecord, get_strategy
 from hf_prune.data import ImageTransform
 from hf_prune.features import FeatureStore, extract_features, make_feature_fn, save_features
-from hf_prune.kmeans import minibatch_kmeans, nearest_centre
 from tests.conftest import REPO_ROOT
 from tests.trainer_utils import collate, small_image_dataset, timm_model, transformers_model
 
@@ -175,32 +174,3 @@ def test_save_features_streams_to_float16_and_checks_shape(tmp_path):
         FeatureStore(np.zeros(5))
     with pytest.raises(FileNotFoundError, match="extract_features"):
         FeatureStore.load(tmp_path / "nothing")
-
-
-def test_minibatch_kmeans_recovers_blobs_like_sklearn():
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import adjusted_rand_score
-
-    rng = np.random.default_rng(0)
-    centres = rng.normal(scale=6, size=(6, 10))
-    truth = rng.integers(0, 6, size=3000)
-    x = (centres[truth] + rng.normal(size=(3000, 10))).astype(np.float16)  # on-disk dtype
-    ours = minibatch_kmeans(x, 6, batch_size=256, max_iter=60, seed=0)
-    assign, dist = nearest_centre(x, ours)
-    assert adjusted_rand_score(truth, assign) > 0.99
-    ref = KMeans(6, n_init=3, random_state=0).fit(x.astype(np.float64))
-    inertia = float((dist**2).sum())
-    assert inertia <= ref.inertia_ * 1.02
-    # the reported distances are the exact Euclidean distances to the assigned centre
-    c = ours.numpy().astype(np.float64)
-    naive = [np.sqrt(((x[i].astype(np.float64) - c[assign[i]]) ** 2).sum()) for i in range(0, 3000, 97)]
-    np.testing.assert_allclose(dist[::97], naive, rtol=1e-6)
-    # and that centre is the nearest one
-    all_d = ((x[::97, None, :].astype(np.float64) - c[None]) ** 2).sum(-1)
-    assert (assign[::97] == all_d.argmin(1)).all()
-
-
-def test_kmeans_rows_restricts_the_points():
-    x = np.concatenate([np.zeros((50, 2)), np.full((50, 2), 10.0)])
-    centres = minibatch_kmeans(x, 1, batch_size=20, max_iter=20, rows=np.arange(50, 100))
-    np.testing.assert_allclose(centres.numpy(), [[10.0, 10.0]], atol=1e-5)

@@ -298,16 +298,16 @@ def test_moderate_reads_float16_feature_folder(tmp_path, run):
 
 
 def test_ssp_distance_to_nearest_centroid_matches_naive(run):
-    from hf_prune.kmeans import minibatch_kmeans
+    from hf_prune.kmeans import kmeans
 
     _, _, record = run
     rng = np.random.default_rng(7)
     feats = np.concatenate(
         [rng.normal(loc=c, scale=0.3, size=(N // 4, 3)) for c in np.eye(3, 3).tolist() + [[-1, -1, 0]]]
     )
-    strategy = get_strategy("ssp", features=feats, num_clusters=4, batch_size=32, max_iter=30, seed=1)
+    strategy = get_strategy("ssp", features=feats, num_clusters=4, num_iter=30, seed=1)
     scores = strategy.score(record)
-    centres = minibatch_kmeans(feats, 4, batch_size=32, max_iter=30, normalize=True, seed=1).numpy()
+    centres = kmeans(feats, 4, num_iter=30, normalize=True, seed=1).numpy()
     expected = []
     for f in feats:
         u = f / math.sqrt(sum(v * v for v in f))

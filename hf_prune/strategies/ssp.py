@@ -10,7 +10,7 @@ import numpy as np
 
 from ..citations import SSP
 from ..features import resolve_features
-from ..kmeans import minibatch_kmeans, nearest_centre
+from ..kmeans import kmeans, nearest_centre
 from ..record import ScoreRecord
 from .base import Scores, Strategy, register_strategy
 from .config import StrategyConfig
@@ -26,8 +26,9 @@ class SSPConfig(StrategyConfig):
         num_clusters (`int`, *optional*): `k`; defaults to the number of classes in the record (or 10 without labels).
         normalize (`bool`, *optional*, defaults to `True`): cosine geometry (spherical k-means).
         per_class (`bool`, *optional*, defaults to `False`): cluster each class separately into `num_clusters`.
-        batch_size (`int`, *optional*, defaults to 4096): k-means mini-batch size.
-        max_iter (`int`, *optional*, defaults to 100): k-means steps.
+        num_iter (`int`, *optional*, defaults to 20): Lloyd iterations of k-means.
+        max_points_per_centre (`int`, *optional*, defaults to 256): k-means runs on a sample of at most `k` times this
+            many rows (faiss's default), then assigns every row.
         seed (`int`, *optional*, defaults to 0): k-means seed.
     """
 
@@ -35,8 +36,8 @@ class SSPConfig(StrategyConfig):
     num_clusters: int | None = field(default=None, metadata={"help": "k (default: the number of classes)"})
     normalize: bool = field(default=True, metadata={"help": "cosine geometry (spherical k-means)"})
     per_class: bool = field(default=False, metadata={"help": "cluster each class separately"})
-    batch_size: int = field(default=4096, metadata={"help": "k-means mini-batch size"})
-    max_iter: int = field(default=100, metadata={"help": "k-means steps"})
+    num_iter: int = field(default=20, metadata={"help": "Lloyd iterations of k-means"})
+    max_points_per_centre: int = field(default=256, metadata={"help": "k-means sample: at most k x this many rows"})
     seed: int = field(default=0, metadata={"help": "k-means seed"})
 
     def __post_init__(self):
@@ -44,7 +45,8 @@ class SSPConfig(StrategyConfig):
         if self.num_clusters is not None and self.num_clusters < 1:
             raise ValueError(f"num_clusters must be >= 1; got {self.num_clusters}.")
         self.normalize, self.per_class = bool(self.normalize), bool(self.per_class)
-        self.batch_size, self.max_iter, self.seed = int(self.batch_size), int(self.max_iter), int(self.seed)
+        self.num_iter, self.seed = int(self.num_iter), int(self.seed)
+        self.max_points_per_centre = int(self.max_points_per_centre)
 
 
 @register_strategy
@@ -54,11 +56,11 @@ class SelfSupervisedPrototypes(Strategy):
     ``s(x) = min_j || f(x) - mu_j ||`` (cosine geometry by default: rows and centroids L2-normalised, so
     ``s = sqrt(2 - 2 cos)``). Keeps the **highest** (farthest, hardest), the paper's rule for large datasets.
 
-    Clustering is mini-batch k-means in torch (`hf_prune.kmeans`) over the on-disk features, so ImageNet-size
-    features never need float32 in RAM.
+    Clustering is k-means in torch (`hf_prune.kmeans`: Lloyd on a sample of at most 256 rows per centre, as faiss
+    does, then every row assigned), reading the on-disk features chunk by chunk.
 
-    Parameters: `SSPConfig` (`features`, `num_clusters`, `normalize`, `per_class`, `batch_size`, `max_iter`,
-    `seed`).
+    Parameters: `SSPConfig` (`features`, `num_clusters`, `normalize`, `per_class`, `num_iter`,
+    `max_points_per_centre`, `seed`).
     """
 
     name = "ssp"
@@ -83,8 +85,8 @@ class SelfSupervisedPrototypes(Strategy):
         for rows in groups:
             if rows.size == 0:
                 continue
-            centres = minibatch_kmeans(
-                store.features, min(k, rows.size), batch_size=c.batch_size, max_iter=c.max_iter,
+            centres = kmeans(
+                store.features, min(k, rows.size), num_iter=c.num_iter, max_points_per_centre=c.max_points_per_centre,
                 normalize=c.normalize, seed=c.seed, rows=rows,
             )  # fmt: skip
             if rows.size == store.num_samples:

@@ -116,6 +116,14 @@ def class_quotas_by_total(counts: np.ndarray, total: int, classes: np.ndarray | 
     return quota
 
 
+def group_by_label(labels: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(classes, order, starts)`: `rows` grouped by `labels[rows]` with one stable sort (`O(n log n)` whatever the
+    number of classes): class `classes[c]` holds `order[starts[c]:starts[c + 1]]`, in ascending row order."""
+    order = rows[np.argsort(labels[rows], kind="stable")]
+    classes, counts = np.unique(labels[order], return_counts=True)
+    return classes, order, np.concatenate([[0], np.cumsum(counts)])
+
+
 def top_per_class(
     scores: np.ndarray,
     labels: np.ndarray,
@@ -202,6 +210,8 @@ def ccs_kept_ids(
     seed: int = 0,
     labels: np.ndarray | None = None,
     class_balanced: bool = False,
+    cutoff_scores: np.ndarray | None = None,
+    cutoff_keep: str | None = None,
 ) -> np.ndarray:
     """Coverage-centric coreset selection (CCS; Zheng, Liu, Lai, Prakash, "Coverage-centric Coreset Selection for
     High Pruning Rates", ICLR 2023, Algorithm 1) over any score.
@@ -209,13 +219,22 @@ def ccs_kept_ids(
     The *hard* end of the scores is the end the method would keep (`keep`): for `keep="high"` the highest scores
     are the hardest. Steps, with budget `m = n - floor(prune_ratio * n)`:
 
-    1. Remove the `floor(hard_cutoff * n)` hardest samples (likely mislabeled) and every NaN score.
-    2. Split the remaining score range into `num_strata` strata of equal width.
-    3. Repeatedly take the stratum with the fewest samples (ties: lower stratum index), keep
-       `min(|B|, floor(m / #strata left))` samples drawn uniformly at random from it (seeded), drop it from the
-       pool and reduce `m` by what was kept.
+    1. Remove every NaN score, then the `floor(hard_cutoff * n)` hardest samples (likely mislabeled): hardest by
+       `cutoff_scores` at their hard end `cutoff_keep` when given (the authors' code always cuts the lowest AUM,
+       whatever score it stratifies), else by `scores`.
+    2. Split the remaining *finite* score range into `num_strata` strata of equal width, as the authors' code does:
+       `lo = min`, `hi = max + 1e-4 |max|` (their `max * 1.0001`), stratum `j = [lo + j w, lo + (j + 1) w)` with
+       `w = (hi - lo) / num_strata`. Samples scoring `+inf` form one more stratum, and `-inf` another (forgetting
+       gives never-learned samples `+inf`): they get a stratum's share of the budget like any group of equal scores.
+    3. Take the strata in increasing size (ties: lower stratum index) and keep `min(|B|, floor(m / #strata left))`
+       samples drawn uniformly at random from each (seeded), reducing `m` by what was kept.
 
-    The number kept is exactly `n - floor(prune_ratio * n)`, as for every selection in this module.
+    Deliberate differences from the authors' code (`core/data/Coreset.py`): the budget is `n - floor(r n)` rather
+    than `int((1 - r) n)` (one more sample when `r n` is not an integer); `hi` adds `1e-4 |max|` so a maximum <= 0
+    stays in the top stratum (their `max * 1.0001` drops it); infinite scores get their own stratum (their code
+    selects nothing at all when a score is infinite, since the width becomes infinite); ties between stratum sizes
+    go to the lower index (their `torch.argsort` leaves them unspecified); and the draw uses numpy's seeded
+    generator instead of the global torch one.
 
     Args:
         scores (`np.ndarray` `[n]`): one score per sample.
@@ -227,12 +246,15 @@ def ccs_kept_ids(
         seed (`int`, *optional*, defaults to 0): seed of the sampling inside strata.
         labels (`np.ndarray` `[n]`, *optional*): class labels, required when `class_balanced=True`.
         class_balanced (`bool`, *optional*, defaults to `False`): run CCS inside every class with its own budget.
+        cutoff_scores (`np.ndarray` `[n]`, *optional*): the scores ranking the hard cutoff; defaults to `scores`.
+        cutoff_keep (`str`, *optional*): the hard end of `cutoff_scores`; defaults to `keep`.
 
     Returns:
         Sorted int64 kept ids.
     """
     ratio = check_ratio(prune_ratio)
     check_keep(keep)
+    cutoff_keep = check_keep(cutoff_keep or keep)
     beta = float(hard_cutoff)
     if not 0.0 <= beta <= ratio:
         raise ValueError(
@@ -243,9 +265,13 @@ def ccs_kept_ids(
         raise ValueError(f"num_strata must be >= 1; got {num_strata}.")
     scores = np.asarray(scores, dtype=np.float64)
     n = scores.shape[0]
+    cut = scores if cutoff_scores is None else np.asarray(cutoff_scores, dtype=np.float64)
+    if cut.shape != scores.shape:
+        raise ValueError(f"cutoff_scores has shape {cut.shape}; expected {scores.shape}, one per score.")
     rng = np.random.default_rng(seed)
+    args = (scores, cut, ratio, keep, cutoff_keep, beta, int(num_strata), rng)
     if not class_balanced:
-        return np.sort(_ccs_group(np.arange(n), scores, ratio, keep, beta, int(num_strata), rng)).astype(np.int64)
+        return np.sort(_ccs_group(np.arange(n), *args)).astype(np.int64)
     if labels is None:
         raise ValueError("class_balanced=True needs labels, but none were given.")
     labels = np.asarray(labels)
@@ -253,35 +279,48 @@ def ccs_kept_ids(
         raise ValueError(f"labels has shape {labels.shape}; expected ({n},), one per score.")
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    kept = [_ccs_group(members, scores, ratio, keep, beta, int(num_strata), rng) for members in np.split(order, bounds)]
+    kept = [_ccs_group(members, *args) for members in np.split(order, bounds)]
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
-def _ccs_group(members, scores, ratio, keep, beta, num_strata, rng) -> np.ndarray:
+def ccs_strata(values: np.ndarray, num_strata: int) -> np.ndarray:
+    """The CCS stratum of every value (see `ccs_kept_ids`, step 2): `0 .. num_strata - 1` over the finite range,
+    `num_strata` for `+inf` and `num_strata + 1` for `-inf`."""
+    values = np.asarray(values, dtype=np.float64)
+    stratum = np.where(values > 0, num_strata, num_strata + 1).astype(np.int64)  # the infinite ones
+    finite = np.isfinite(values)
+    if finite.any():
+        v = values[finite]
+        lo, top = float(v.min()), float(v.max())
+        width = (top + 1e-4 * abs(top) - lo) / num_strata
+        if width > 0:
+            stratum[finite] = np.clip(np.floor((v - lo) / width), 0, num_strata - 1).astype(np.int64)
+        else:  # every finite value equal
+            stratum[finite] = 0
+    return stratum
+
+
+def _ccs_group(members, scores, cut, ratio, keep, cutoff_keep, beta, num_strata, rng) -> np.ndarray:
     n = members.size
     budget = n - num_removed(n, ratio)
-    order = rank(scores[members], keep)  # hardest first, NaN last
-    valid = order[~np.isnan(scores[members][order])]
-    pool = valid[num_removed(n, beta) :]
+    valid = members[~np.isnan(scores[members]) & ~np.isnan(cut[members])]
+    order = valid[rank(cut[valid], cutoff_keep)]  # hardest first
+    pool = np.sort(order[num_removed(n, beta) :])
     if pool.size < budget:
         raise ValueError(
             f"CCS cannot keep {budget} of {n} samples: only {pool.size} remain after the hard cutoff and NaN scores. "
             "Lower hard_cutoff."
         )
-    values = scores[members][pool]
-    lo, hi = float(values.min()) if values.size else 0.0, float(values.max()) if values.size else 0.0
-    if hi > lo:
-        stratum = np.minimum(((values - lo) / (hi - lo) * num_strata).astype(np.int64), num_strata - 1)
-    else:
-        stratum = np.zeros(values.size, dtype=np.int64)
-    strata = [np.sort(pool[stratum == s]) for s in range(num_strata)]
-    sizes = np.array([s.size for s in strata])
+    stratum = ccs_strata(scores[pool], num_strata)
+    sizes = np.bincount(stratum, minlength=num_strata + 2)
+    present = np.concatenate([np.arange(num_strata), np.flatnonzero(sizes[num_strata:]) + num_strata])
+    by_stratum = np.argsort(stratum, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
     kept = []
     remaining = budget
-    for left, s in enumerate(np.lexsort((np.arange(num_strata), sizes))):
-        take = min(int(sizes[s]), remaining // (num_strata - left))
+    for left, s in enumerate(present[np.lexsort((present, sizes[present]))]):
+        take = min(int(sizes[s]), remaining // (present.size - left))
         if take:
-            kept.append(rng.choice(strata[s], size=take, replace=False))
+            kept.append(rng.choice(pool[by_stratum[starts[s] : starts[s + 1]]], size=take, replace=False))
         remaining -= take
-    kept = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
-    return members[kept]
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)

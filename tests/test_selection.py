@@ -95,13 +95,125 @@ def test_ccs_follows_algorithm_1(seed):
     # 1. the floor(beta n) hardest (highest, for keep="high") are gone
     hardest = sorted(range(n), key=lambda i: (-scores[i], i))[: num_removed(n, beta)]
     assert not set(hardest) & set(kept.tolist())
-    # 2. equal-width strata over the rest; kept per stratum = the water-filling allocation
+    # 2. equal-width strata over the rest (top widened by 1e-4 |max|, as the authors' max * 1.0001); kept per
+    # stratum = the water-filling allocation
     rest = sorted(set(range(n)) - set(hardest))
     lo, hi = min(scores[rest]), max(scores[rest])
-    stratum = {i: min(int((scores[i] - lo) / (hi - lo) * k), k - 1) for i in rest}
+    width = (hi + 1e-4 * abs(hi) - lo) / k
+    stratum = {i: min(int((scores[i] - lo) / width), k - 1) for i in rest}
     sizes = [sum(1 for i in rest if stratum[i] == s) for s in range(k)]
     kept_per_stratum = [sum(1 for i in kept.tolist() if stratum[i] == s) for s in range(k)]
     assert kept_per_stratum == naive_ccs_allocation(sizes, budget)
+
+
+def official_ccs(scores, coreset_num, cutoff_scores=None, mis_num=0, stratas=50):
+    """The CCS authors' `Coreset.py` (`mislabel_mask`, then `stratified_sampling`), computed in float64: drop the
+    `mis_num` lowest `cutoff_scores`; strata [min + k step, min + (k + 1) step) with step = (1.0001 max - min) / 50;
+    budgets from the smallest stratum up, min(count, rest // strata left); a random share of each. Returns the
+    selected original positions, each remaining sample's stratum (-1: in none) and the budgets."""
+    import torch
+
+    idx = torch.arange(len(scores))
+    score = torch.tensor(scores, dtype=torch.float64)
+    if cutoff_scores is not None:
+        idx = torch.tensor(cutoff_scores).argsort(stable=True)[mis_num:]
+        score = score[idx]
+    lo, hi = score.min(), score.max() * 1.0001
+    step = (hi - lo) / stratas
+    masks = [(score >= lo + k * step) & (score < lo + (k + 1) * step) for k in range(stratas)]
+    counts = torch.tensor([int(m.sum()) for m in masks])
+    budgets, rest = torch.zeros(stratas, dtype=torch.long), coreset_num
+    for i, s in enumerate(torch.argsort(counts).tolist()):
+        budgets[s] = min(int(counts[s]), rest // (stratas - i))
+        rest -= int(budgets[s])
+    stratum = torch.full((len(scores),), -1)
+    selected = []
+    for k, m in enumerate(masks):
+        stratum[idx[m]] = k
+        pool = idx[m]
+        selected += pool[torch.randperm(pool.shape[0])][: budgets[k]].tolist()
+    return np.array(selected), stratum.numpy(), budgets.numpy()
+
+
+def kept_per_stratum(kept, stratum, k=50):
+    return np.bincount(stratum[kept] + 1, minlength=k + 1)[1:]
+
+
+def test_ccs_budgets_equal_the_authors_with_a_never_learned_stratum():
+    """50,000 samples, 5,000 never learned (AUM -5, a stratum of their own), keep 60 %: every stratum keeps the
+    authors' budget (at 58 % their int(0.58 n) = 28,999 is one below our n - floor(0.42 n) = 29,000; the never-learned
+    stratum keeps 580 in both)."""
+    rng = np.random.default_rng(0)
+    aum = np.concatenate([np.full(5000, -5.0), rng.uniform(-4.6, 10.0, 45000)])[rng.permutation(50000)]
+    for ratio, official_num in ((0.4, int(0.6 * 50000)), (0.42, int(0.58 * 50000))):  # their --coreset-ratio
+        _, stratum, budgets = official_ccs(aum, official_num)
+        kept = ccs_kept_ids(aum, ratio, keep="low", hard_cutoff=0.0)
+        ours = kept_per_stratum(kept, stratum)
+        never = aum == -5.0
+        if ratio == 0.4:
+            np.testing.assert_array_equal(ours, budgets)
+        else:
+            assert ours.sum() - budgets.sum() == 1 and np.abs(ours - budgets).max() == 1
+        assert never[kept].sum() == budgets[stratum[never][0]] == (600 if ratio == 0.4 else 580)
+    # with beta = 0.1 the hard cutoff (lowest AUM) removes all 5,000 first, in both
+    selected, stratum, budgets = official_ccs(aum, 30000, cutoff_scores=aum, mis_num=5000)
+    kept = ccs_kept_ids(aum, 0.4, keep="low", hard_cutoff=0.1)
+    np.testing.assert_array_equal(kept_per_stratum(kept, stratum), budgets)
+    assert not (aum[kept] == -5.0).any() and not (aum[selected] == -5.0).any()
+
+
+def test_ccs_with_infinite_scores_does_not_break_its_strata():
+    """Forgetting's never-learned samples score +inf. The authors' code cannot stratify that (the width becomes inf
+    and it selects nothing); here the +inf samples form a stratum of their own, the finite strata are unchanged,
+    and the hard cutoff (the high end is hard for forgetting) removes the never-learned first."""
+    rng = np.random.default_rng(1)
+    forgetting = np.concatenate([np.full(500, np.inf), rng.integers(0, 20, 4500).astype(float)])
+    forgetting = forgetting[rng.permutation(5000)]
+    official, _, _ = official_ccs(forgetting, 2500)
+    assert official.size == 0  # their rule: nothing at all
+    kept = ccs_kept_ids(forgetting, 0.5, keep="high", num_strata=50)
+    assert kept.size == 2500
+    # 20 integer values -> 20 non-empty finite strata + the inf stratum: 2500 // 21 = 119 each, remainder to the last
+    assert np.isinf(forgetting[kept]).sum() in (119, 120)
+    assert np.bincount(forgetting[kept][np.isfinite(forgetting[kept])].astype(int)).min() >= 119
+    # beta = 0.1 = the never-learned share: all of them go
+    kept = ccs_kept_ids(forgetting, 0.5, keep="high", hard_cutoff=0.1)
+    assert np.isfinite(forgetting[kept]).all()
+
+
+def test_ccs_over_forgetting_counts_never_learned_as_the_authors_code():
+    """The `ccs` strategy over forgetting uses never_learned="zero" like the authors' code: never-learned and
+    unforgettable samples share the lowest stratum; per-stratum kept counts equal their budgets."""
+    rng = np.random.default_rng(2)
+    K, n = 12, 600
+    correct = (rng.random((K, n)) < np.linspace(0.05, 1.0, n)).astype(np.float32)
+    correct[:, :60] = 0.0  # never learned
+    correct[:, 60:200] = 1.0  # unforgettable
+    record = ScoreRecord.from_arrays({"correct": correct}, labels=np.zeros(n, dtype=np.int64))
+    result = get_strategy("ccs", score="forgetting", hard_cutoff=0.0).select(record, 0.5)
+    scores = result.scores
+    assert result.params["score_params"]["never_learned"] == "zero"
+    assert (scores[:200] == 0).all() and np.isfinite(scores).all()
+    _, stratum, budgets = official_ccs(scores, 300)
+    np.testing.assert_array_equal(kept_per_stratum(result.kept_ids, stratum), budgets)
+    assert set(stratum[:200].tolist()) == {0}  # never-learned share stratum 0 with the unforgettable
+
+
+def test_ccs_cutoff_by_another_score_as_the_authors_aum_cutoff():
+    rng = np.random.default_rng(3)
+    K, n = 10, 400
+    logits = rng.normal(size=(K, n))
+    record = ScoreRecord.from_arrays(
+        {"p_target": rng.random((K, n)).astype(np.float32), "logit_margin": logits.astype(np.float32)},
+        labels=np.zeros(n, dtype=np.int64),
+    )
+    aum = get_strategy("aum").score(record)
+    strategy = get_strategy("ccs", score="dyn_unc", score_params={"window": 3}, cutoff="aum", hard_cutoff=0.1)
+    result = strategy.select(record, 0.5)
+    assert not set(np.argsort(aum, kind="stable")[:40]) & set(result.kept_ids)  # the 10 % lowest AUM are gone
+    _, stratum, budgets = official_ccs(result.scores, 200, cutoff_scores=aum, mis_num=40)
+    np.testing.assert_array_equal(kept_per_stratum(result.kept_ids, stratum), budgets)
+    assert result.params["cutoff"] == "aum" and "logit_margin" in strategy.required_signals()
 
 
 def test_ccs_is_seeded_and_checks_its_cutoff():

@@ -33,10 +33,13 @@ class Scores:
     Args:
         values (`np.ndarray` `[n]`): one score per sample (NaN where the method could not score it).
         provenance (`dict`, *optional*): facts the result's provenance records (e.g. the epochs or features used).
+        extras (`dict`, *optional*): per-sample arrays a method's own selection needs besides the scores (DUAL's
+            mean target probability); not recorded.
     """
 
     values: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Strategy(abc.ABC):
@@ -56,6 +59,8 @@ class Strategy(abc.ABC):
         keep (`str`): which end is kept by default, `"high"` or `"low"` (see `direction` for per-config ends).
         requires (`tuple[str]`): signals the record must hold (see `required_signals`).
         multi_record (`bool`): whether `compute` averages over several records (independent runs).
+        selections (`tuple[str]`): the `selection` modes `select` accepts; modes beyond `"rank"` and `"ccs"` are
+            the method's own (`sample_kept`), e.g. DUAL's `"beta"` sampling.
     """
 
     name: ClassVar[str] = ""
@@ -67,6 +72,7 @@ class Strategy(abc.ABC):
     keep: ClassVar[str] = "high"
     requires: ClassVar[tuple[str, ...]] = ()
     multi_record: ClassVar[bool] = False
+    selections: ClassVar[tuple[str, ...]] = ("rank", "ccs")
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
 
     def __init__(self, config: StrategyConfig | None = None, **params: Any):
@@ -96,6 +102,19 @@ class Strategy(abc.ABC):
     def accepts_several_records(self) -> bool:
         """Whether `compute` / `select` take a list of records of independent runs and average over them."""
         return self.multi_record
+
+    def sample_kept(
+        self, selection: str, computed: Scores, prune_ratio: float, labels, class_balanced: bool, keep: str
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A method's own selection mode (one of `selections` besides `"rank"` and `"ccs"`): the sorted kept ids
+        and the parameters it adds to the result."""
+        raise ValueError(f"`{self.name}` has no selection mode {selection!r}.")
+
+    def ccs_cutoff(self, records: list[ScoreRecord]) -> tuple[np.ndarray, str] | None:
+        """Under `selection="ccs"`: the scores and hard end (`"high"`/`"low"`) ranking the hard cutoff, or `None` to
+        cut by this method's own scores (the `ccs` strategy can cut by another method's, as the authors' code cuts
+        by AUM)."""
+        return None
 
     def method_info(self) -> dict[str, str]:
         """What a card says about this method: `name`, `title`, `description`, `score_name`, `citation`."""
@@ -154,8 +173,8 @@ class Strategy(abc.ABC):
         """
         ratio = check_ratio(prune_ratio)
         keep = check_keep(keep or self.direction())
-        if selection not in ("rank", "ccs"):
-            raise ValueError(f"selection must be 'rank' or 'ccs'; got {selection!r}.")
+        if selection not in self.selections:
+            raise ValueError(f"selection must be one of {self.selections} for `{self.name}`; got {selection!r}.")
         records = as_records(record, self)
         for rec in records:
             rec.require(*self.required_signals(), method=self.name)
@@ -167,13 +186,17 @@ class Strategy(abc.ABC):
         labels = primary.labels
         selection_params: dict[str, Any] = {"keep": keep, "class_balanced": class_balanced, "selection": selection}
         if selection == "ccs":
+            cutoff_scores, cutoff_keep = self.ccs_cutoff(records) or (None, None)
             kept = ccs_kept_ids(
                 scores, ratio, keep=keep, hard_cutoff=hard_cutoff, num_strata=num_strata, seed=seed,
-                labels=labels, class_balanced=class_balanced,
+                labels=labels, class_balanced=class_balanced, cutoff_scores=cutoff_scores, cutoff_keep=cutoff_keep,
             )  # fmt: skip
             selection_params.update(hard_cutoff=float(hard_cutoff), num_strata=int(num_strata), seed=int(seed))
-        else:
+        elif selection == "rank":
             kept = select_kept_ids(scores, ratio, keep=keep, labels=labels, class_balanced=class_balanced)
+        else:
+            kept, extra = self.sample_kept(selection, computed, ratio, labels, class_balanced, keep)
+            selection_params.update(extra)
         provenance: dict[str, Any] = {"record": dict(primary.metadata), "num_epochs": primary.num_epochs}
         if primary.path is not None:
             provenance["record_path"] = str(primary.path)

@@ -25,6 +25,13 @@ class CCSConfig(StrategyConfig):
             The paper tunes it per dataset and ratio (0 at low rates, larger at high rates).
         num_strata (`int`, *optional*, defaults to 50): `k`, as in the paper.
         seed (`int`, *optional*, defaults to 0): sampling seed.
+        cutoff (`str`, *optional*): name of the strategy whose hard end the hard cutoff removes; defaults to `score`
+            itself. The authors' code always cuts by AUM (`cutoff="aum"`: the lowest AUM go first), whatever score it
+            stratifies.
+        cutoff_params (`dict`, *optional*): parameters of the `cutoff` strategy.
+
+    Stratifying `forgetting`, `score_params` defaults to `{"never_learned": "zero"}`: the authors' code counts
+    never-learned samples as 0 forgetting events, so they share the lowest stratum with the unforgettable ones.
     """
 
     score: str = field(default="aum", metadata={"help": "the strategy whose scores are stratified"})
@@ -32,13 +39,21 @@ class CCSConfig(StrategyConfig):
     hard_cutoff: float | None = field(default=None, metadata={"help": "beta (default: min(0.1, prune ratio))"})
     num_strata: int = field(default=50, metadata={"help": "number of strata k"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
+    cutoff: str | None = field(default=None, metadata={"help": "strategy ranking the hard cutoff (default: score)"})
+    cutoff_params: dict = field(default_factory=dict, metadata={"help": "its parameters, as JSON"})
 
     def __post_init__(self):
-        if self.score == "ccs":
-            raise ValueError("ccs cannot stratify its own scores; name a scoring strategy, e.g. score='aum'.")
-        if self.score not in STRATEGIES:
-            raise ValueError(f"Unknown score strategy {self.score!r}. Known strategies: {STRATEGIES.names()}.")
+        for name in (self.score, self.cutoff):
+            if name == "ccs":
+                raise ValueError(
+                    "ccs cannot stratify its own scores (nor cut by them); name a scoring strategy, e.g. score='aum'."
+                )
+            if name is not None and name not in STRATEGIES:
+                raise ValueError(f"Unknown score strategy {name!r}. Known strategies: {STRATEGIES.names()}.")
         self.score_params = dict(self.score_params or {})
+        self.cutoff_params = dict(self.cutoff_params or {})
+        if self.score == "forgetting":
+            self.score_params.setdefault("never_learned", "zero")  # as the authors' code, see the docstring
         self.hard_cutoff = None if self.hard_cutoff is None else float(self.hard_cutoff)
         self.num_strata, self.seed = int(self.num_strata), int(self.seed)
         if self.num_strata < 1:
@@ -56,7 +71,15 @@ class CCS(Strategy):
 
     The same selection is available on top of any strategy as `strategy.select(..., selection="ccs")`.
 
-    Parameters: `CCSConfig` (`score`, `score_params`, `hard_cutoff`, `num_strata`, `seed`).
+    Fidelity to the authors' code (`core/data/Coreset.py`, `train.py`): the same strata bounds (`max * 1.0001`), the
+    same smallest-stratum-first allocation, the hard cutoff by AUM with `cutoff="aum"`, and never-learned samples
+    counted as 0 forgetting events when stratifying `forgetting`. The per-stratum kept counts equal theirs on the
+    same scores (`tests/test_selection.py`). Deliberate differences are listed in `ccs_kept_ids`; besides, their
+    "AUM" is the margin of *probabilities* summed over every presentation, where hf_prune's `aum` is Pleiss et al.'s
+    mean logit margin (both rank the mislabeled lowest).
+
+    Parameters: `CCSConfig` (`score`, `score_params`, `hard_cutoff`, `num_strata`, `seed`, `cutoff`,
+    `cutoff_params`).
 
     Example:
 
@@ -76,16 +99,28 @@ class CCS(Strategy):
     def __init__(self, config: CCSConfig | None = None, **params):
         super().__init__(config, **params)
         self.inner = STRATEGIES.build(self.config.score, **self.config.score_params)
+        c = self.config
+        self.cutoff = None if c.cutoff is None else STRATEGIES.build(c.cutoff, **c.cutoff_params)
 
     @property
     def params(self):
-        return {**super().params, "score_params": self.inner.params}
+        params = {**super().params, "score_params": self.inner.params}
+        if self.cutoff is not None:
+            params["cutoff_params"] = self.cutoff.params
+        return params
+
+    def ccs_cutoff(self, records):
+        if self.cutoff is None:
+            return None
+        several = self.cutoff.accepts_several_records()
+        return self.cutoff.score(records if several else records[0]), self.cutoff.direction()
 
     def direction(self) -> str:
         return self.inner.direction()
 
     def required_signals(self) -> tuple[str, ...]:
-        return self.inner.required_signals()
+        extra = self.cutoff.required_signals() if self.cutoff is not None else ()
+        return tuple(dict.fromkeys(self.inner.required_signals() + extra))
 
     def accepts_several_records(self) -> bool:
         return self.inner.accepts_several_records()

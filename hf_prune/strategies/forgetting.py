@@ -13,9 +13,14 @@ from .base import Scores, Strategy, register_strategy
 from .config import StrategyConfig
 
 
-def forgetting_counts(record: ScoreRecord, signal: str = "correct") -> np.ndarray:
-    """Per-sample number of forgetting events (correct at one presentation, wrong at the next); `+inf` for samples
-    never classified correctly, NaN for samples never seen. Streams the epochs."""
+NEVER_LEARNED = ("inf", "zero")
+
+def forgetting_counts(record: ScoreRecord, signal: str = "correct", never_learned: str = "inf") -> np.ndarray:
+    """Per-sample number of forgetting events (correct at one presentation, wrong at the next); for samples never
+    classified correctly `+inf` (`never_learned="inf"`) or 0 (`"zero"`); NaN for samples never seen. Streams the
+    epochs."""
+    if never_learned not in NEVER_LEARNED:
+        raise ValueError(f"never_learned must be one of {NEVER_LEARNED}; got {never_learned!r}.")
     n = record.num_samples
     prev = np.full(n, np.nan)
     count = np.zeros(n)
@@ -29,7 +34,7 @@ def forgetting_counts(record: ScoreRecord, signal: str = "correct") -> np.ndarra
         prev[seen] = row[seen]
         learned |= correct
         seen_any |= seen
-    count[~learned] = np.inf
+    count[~learned] = np.inf if never_learned == "inf" else 0.0
     count[~seen_any] = np.nan
     return count
 
@@ -40,9 +45,22 @@ class ForgettingConfig(StrategyConfig):
 
     Args:
         signal (`str`, *optional*, defaults to `"correct"`): the recorded 0/1 correctness signal.
+        never_learned (`str`, *optional*, defaults to `"inf"`): the score of samples never classified correctly:
+            `"inf"` (Toneva et al. and Paul et al.'s code: forgotten infinitely often, kept first) or `"zero"` (the
+            CCS authors' code, which counts them as never forgotten, like the unforgettable ones).
     """
 
     signal: str = field(default="correct", metadata={"help": "the recorded 0/1 correctness signal"})
+    never_learned: str = field(
+        default="inf", metadata={"help": "score of never-learned samples: inf (Toneva et al.) or zero (CCS code)"}
+    )
+
+    def __post_init__(self):
+        if self.never_learned not in NEVER_LEARNED:
+            raise ValueError(
+                f"never_learned must be 'inf' (Toneva et al.) or 'zero' (the CCS authors' code); got "
+                f"{self.never_learned!r}."
+            )
 
 
 @register_strategy
@@ -54,7 +72,15 @@ class Forgetting(Strategy):
     forgotten infinitely often, so their score is `+inf`. Keeps the **highest** (most forgettable); the
     unforgettable (score 0) go first.
 
-    Parameters: `ForgettingConfig` (`signal`).
+    Fidelity: the counts equal those of the data-diet code (Paul et al., `forgetting.py`, never-learned = inf) at
+    epoch granularity (a presentation here is an epoch that saw the sample; their code counts every minibatch
+    presentation too, which is the same thing for one presentation per epoch). The CCS authors' code instead
+    counts never-learned samples as 0 forgetting events: `never_learned="zero"` reproduces it, and the `ccs`
+    strategy uses it by default when stratifying forgetting. Under `selection="ccs"` with `+inf` scores, the
+    hard cutoff removes the never-learned first and the survivors form a stratum of their own
+    (`hf_prune.selection.ccs_kept_ids`).
+
+    Parameters: `ForgettingConfig` (`signal`, `never_learned`).
     """
 
     name = "forgetting"
@@ -69,4 +95,4 @@ class Forgetting(Strategy):
         return (self.config.signal,)
 
     def compute(self, record: ScoreRecord) -> Scores:
-        return Scores(forgetting_counts(record, self.config.signal))
+        return Scores(forgetting_counts(record, self.config.signal, self.config.never_learned))

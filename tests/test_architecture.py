@@ -22,7 +22,7 @@ FLOORS = [
     ("plots",),
     ("export",),
     ("result",),
-    ("kmeans", "features"),
+    ("kmeans", "features", "grad_norms"),
     ("strategies", "dynamic"),
     ("config",),
     ("trainer",),

@@ -211,6 +211,40 @@ def test_el2n_default_epoch_is_ten_percent_in():
     assert default_early_epoch(300) == 29 and default_early_epoch(200) == 19 and default_early_epoch(9) == 0
 
 
+def test_grand_averages_each_runs_norm_over_runs():
+    """GraNd over runs = the mean of each run's ||p - y|| sqrt(1 + ||h||^2) (the paper's E over runs, the data-diet
+    code's `get_mean_score` over per-run scores), not the mean error times one run's feature factor."""
+    torch.manual_seed(1)
+    n, d, runs = 40, 5, 3
+    labels = torch.randint(0, C, (n,))
+    records, feats, expected = [], [], np.zeros(n)
+    for _ in range(runs):
+        h = torch.randn(n, d) * (1 + 2 * torch.rand(n, 1))  # feature norms differ from run to run
+        head = torch.nn.Linear(d, C)
+        norms = []
+        for i in range(n):
+            head.zero_grad()
+            torch.nn.functional.cross_entropy(head(h[i : i + 1]), labels[i : i + 1]).backward()
+            norms.append(math.sqrt(float(head.weight.grad.pow(2).sum() + head.bias.grad.pow(2).sum())))
+        expected += np.array(norms) / runs
+        with torch.no_grad():
+            records.append(record_from_logits(head(h).numpy()[None], labels.numpy()))
+        feats.append(h.numpy())
+    scores = get_strategy("grand", features=feats).score(records)
+    assert_scores(scores, expected, rtol=1e-5)
+    err = np.mean([r.signal("el2n")[0] for r in records], axis=0)
+    one_factor = err * np.sqrt(1 + (feats[0] ** 2).sum(1))  # the old rule
+    assert not np.allclose(one_factor, expected, rtol=1e-2)
+    with pytest.raises(ValueError, match="that run.s own penultimate features"):
+        get_strategy("grand", features=feats[0]).score(records)
+    # full-network mode: stored per-run norms, averaged the same way (NaN where a run did not score a sample)
+    runs_norms = [np.random.default_rng(r).random(n) for r in range(runs)]
+    runs_norms[1][:5] = np.nan
+    full = get_strategy("grand", grad_norms=runs_norms).score(records)
+    assert_scores(full, np.nanmean(np.stack(runs_norms), axis=0))
+    assert get_strategy("grand", grad_norms=runs_norms).required_signals() == ()
+
+
 def test_grand_equals_autograd_last_layer_gradient_norm():
     """With penultimate features, GraNd must equal the true per-sample gradient norm of the loss w.r.t. (W, b)."""
     torch.manual_seed(0)
@@ -262,25 +296,67 @@ def test_aum_matches_naive(holey_run):
     assert get_strategy("aum").select(record, 0.3).params["keep"] == "low"
 
 
-def naive_moderate(features, labels):
-    dims = len(features[0])
-    centres = {}
-    for c in set(labels):
-        members = [f for f, y in zip(features, labels) if y == c]
-        centres[c] = [sum(m[j] for m in members) / len(members) for j in range(dims)]
-    dist = [math.sqrt(sum((f[j] - centres[y][j]) ** 2 for j in range(dims))) for f, y in zip(features, labels)]
-    med = statistics.median(dist)
-    return [abs(x - med) for x in dist]
+def official_moderate_distances(features, labels):
+    """The authors' `get_median` + `get_distance`: Euclidean distance to the coordinate-wise median of the class."""
+    features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)
+    centres = {c: np.median(features[labels == c], axis=0) for c in np.unique(labels)}
+    return np.array([np.linalg.norm(f - centres[y]) for f, y in zip(features, labels)])
 
 
-def test_moderate_matches_naive_and_keeps_the_median_band(run):
+def official_moderate_removed(distance, rate):
+    """The authors' `get_prune_idx`: ids outside the central rank band [round(n (0.5 - s/2)), round(n (0.5 + s/2)))
+    of the global distance ranking, s the kept fraction ("selection ratio")."""
+    order = np.argsort(distance, kind="stable")
+    lo, hi = round(distance.shape[0] * (0.5 - rate / 2)), round(distance.shape[0] * (0.5 + rate / 2))
+    return np.concatenate([order[:lo], order[hi:]])
+
+
+def skewed_features(n=5000, d=4, classes=3, seed=0):
+    """Features whose distance to the class median is strongly right-skewed (lognormal radii)."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=(n, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return direction * rng.lognormal(0.0, 1.2, size=(n, 1)), rng.integers(0, classes, n)
+
+
+def test_moderate_keeps_the_authors_central_rank_band_on_skewed_distances():
+    """At 25 % removed the authors' code removes 625 of 5,000 below the median distance and 625 above, however skewed;
+    a value band |d - median| (hf_prune before) removes far fewer below."""
+    feats, labels = skewed_features()
+    record = ScoreRecord.from_arrays({"p_target": np.zeros((1, 5000), np.float32)}, labels=labels)
+    result = get_strategy("moderate", features=feats).select(record, 0.25)
+    dist = official_moderate_distances(feats, labels)
+    removed = official_moderate_removed(dist, 0.75)
+    np.testing.assert_array_equal(np.sort(removed), result.removed_ids)
+    median = np.median(dist)
+    assert (dist[removed] < median).sum() == 625 == (dist[removed] > median).sum()
+    value_band = rank(np.abs(dist - median), "low")[3750:]
+    assert (dist[value_band] < median).sum() < 400  # the long tail takes most of a value band's cut
+    for ratio in (0.1, 0.5, 0.9):  # r n even: the same kept set as theirs
+        kept = get_strategy("moderate", features=feats).select(record, ratio).kept_ids
+        np.testing.assert_array_equal(kept, np.setdiff1d(np.arange(5000), official_moderate_removed(dist, 1 - ratio)))
+
+
+def test_moderate_centre_is_the_coordinate_median_and_odd_removals_go_below(run):
     _, labels, record = run
-    feats = np.random.default_rng(5).normal(size=(N, 6))
+    feats = np.random.default_rng(5).normal(size=(N, 6)) ** 3  # skewed coordinates: median != mean
+    dist = official_moderate_distances(feats, labels)
     scores = get_strategy("moderate", features=feats).score(record)
-    assert_scores(scores, naive_moderate(feats.tolist(), labels.tolist()), rtol=1e-9)
-    result = get_strategy("moderate", features=feats).select(record, 0.5)
-    dist = np.array(naive_moderate(feats.tolist(), labels.tolist()))
-    assert dist[result.kept_ids].max() <= dist[result.removed_ids].min()
+    a = 2 * np.argsort(np.argsort(dist, kind="stable")) - (N - 1)  # twice the signed rank distance to the median
+    np.testing.assert_allclose(scores, (2 * np.abs(a) - (a > 0)) / (2 * N))
+    result = get_strategy("moderate", features=feats).select(record, 0.25)  # 15 removed: 8 below, 7 above
+    order = np.argsort(dist, kind="stable")
+    np.testing.assert_array_equal(np.sort(np.concatenate([order[:8], order[-7:]])), result.removed_ids)
+    mean_centre = get_strategy("moderate", features=feats, centre="mean").score(record)
+    assert not np.allclose(mean_centre, scores)
+    per_class = get_strategy("moderate", features=feats, median="class").select(record, 0.5, class_balanced=True)
+    for c in range(C):  # each class keeps its own central band
+        members = np.flatnonzero(labels == c)
+        ranks = np.argsort(np.argsort(dist[members], kind="stable"))
+        kept = np.isin(members, per_class.kept_ids)
+        m, k = members.size, kept.sum()
+        lo = (m - k + 1) // 2
+        assert set(ranks[kept]) == set(range(lo, lo + k))
 
 
 def test_moderate_reads_float16_feature_folder(tmp_path, run):
@@ -290,9 +366,9 @@ def test_moderate_reads_float16_feature_folder(tmp_path, run):
     feats = np.random.default_rng(6).normal(size=(N, 5)).astype(np.float32)
     store = save_features(tmp_path / "feats", feats)
     assert store.features.dtype == np.float16 and isinstance(store.features, np.memmap)
-    expected = naive_moderate(feats.astype(np.float16).astype(np.float64).tolist(), labels.tolist())
+    dist = official_moderate_distances(feats.astype(np.float16).astype(np.float64), labels)
     result = get_strategy("moderate", features=str(tmp_path / "feats")).select(record, 0.3)
-    assert_scores(result.scores, expected, rtol=1e-9)
+    np.testing.assert_array_equal(np.sort(official_moderate_removed(dist, 0.7)), result.removed_ids)
     assert result.params["features"] == str(tmp_path / "feats")
     assert result.provenance["features"]["shape"] == [N, 5]
 
@@ -342,8 +418,11 @@ def test_ccs_strategy_wraps_any_score(run):
     result = get_strategy("ccs", score="forgetting", hard_cutoff=0.1, num_strata=5).select(record, 0.5)
     assert result.num_kept == N // 2
     assert result.params["score"] == "forgetting" and result.params["hard_cutoff"] == 0.1
-    forgetting = get_strategy("forgetting").score(record)
+    # the CCS authors' code counts never-learned samples as 0 forgetting events
+    forgetting = get_strategy("forgetting", never_learned="zero").score(record)
     np.testing.assert_array_equal(result.scores, forgetting)
+    toneva = get_strategy("forgetting").score(record)
+    assert np.isinf(toneva).any() and (forgetting[np.isinf(toneva)] == 0).all()
     hardest = rank(forgetting, "high")[: int(0.1 * N)]
     assert not set(hardest) & set(result.kept_ids)
     default = get_strategy("ccs").select(record, 0.05)  # AUM; beta defaults to min(0.1, ratio)

@@ -34,17 +34,32 @@ class AUM(Strategy):
     """Area Under the Margin (Pleiss et al. 2020, Eq. 1-2): the margin at epoch `t` is the assigned (label) logit
     minus the largest other logit, ``M_t(x, y) = z_y^(t)(x) - max_{i != y} z_i^(t)(x)`` (the recorded
     `logit_margin`), and ``AUM(x, y) = (1/T) sum_{t=1..T} M_t(x, y)`` averages it over the epochs that saw the
-    sample. Low AUM means hard or mislabeled.
+    sample. Low AUM means hard or mislabeled. Which end is kept is the result's `keep`: `"low"` (the default) keeps
+    the lowest AUM, as the CCS paper's AUM baseline; `"high"` removes the likely-mislabeled first, as Pleiss et al.
+    use AUM.
 
-    Keeps the **lowest** by default, i.e. the hard samples, like the other difficulty scores (as Zheng et al. 2023
-    use AUM for pruning); `keep="high"` instead removes the likely-mislabeled first. With `ccs`, AUM's hard cutoff
-    removes the lowest-AUM (mislabeled) samples before stratified sampling.
+    What each end means (Pleiss et al. Sec. 3): a **low** (negative) AUM is a sample whose label the network keeps
+    voting against, which the AUM authors identify as *mislabeled* and remove (their `subset` keeps the highest
+    AUM); a **high** AUM is an easy, clean sample.
+
+    - `keep="low"` (the default) keeps the **lowest** AUM first: the hardest samples, mislabeled ones included. This is
+      the monotonic "AUM" baseline of the CCS paper (Zheng et al. 2023; their code ranks AUM ascending with
+      `--data-score-descending 0`) and of the Dyn-Unc comparison.
+    - `keep="high"` keeps the highest AUM: it removes the likely-mislabeled first, which is how Pleiss et al. use
+      AUM (data cleaning, not pruning).
+    - With `ccs`, AUM's hard end is the low end, so CCS's hard cutoff removes the lowest-AUM (mislabeled) samples
+      before stratified sampling, as in the CCS authors' code.
+
+    Fidelity: equal to the mean of the logit margins of the authors' `AUMCalculator` when there is one presentation
+    per epoch (theirs averages every minibatch presentation, so it also works with several). Deliberate difference:
+    epochs that did not see a sample (NaN) are left out of its mean. The CCS authors' code uses a different "AUM":
+    the margin of *probabilities*, summed over presentations.
 
     Parameters: `AUMConfig` (`start`, `stop`).
     """
 
     name = "aum"
-    summary = "Area under the margin (Pleiss et al. 2020): mean logit margin over epochs; keeps the low (hard)."
+    summary = "Area under the margin (Pleiss et al. 2020): mean logit margin; keeps low = hard/mislabeled (CCS use)."
     title = "Area Under the Margin (AUM)"
     citation = AUM_CITATION
     keep = "low"

@@ -12,6 +12,7 @@ from ..citations import SSP
 from ..features import resolve_features
 from ..kmeans import kmeans, nearest_centre
 from ..record import ScoreRecord
+from ..selection import group_by_label
 from .base import Scores, Strategy, register_strategy
 from .config import StrategyConfig
 
@@ -80,7 +81,9 @@ class SelfSupervisedPrototypes(Strategy):
         if c.per_class:
             if labels is None:
                 raise ValueError("`ssp` with per_class=True needs class labels; the record has none.")
-            groups = [np.flatnonzero(store.seen & (labels == cls)) for cls in np.unique(labels[labels >= 0])]
+            labels = np.asarray(labels)
+            classes, order, starts = group_by_label(labels, np.flatnonzero(store.seen & (labels >= 0)))
+            groups = [order[starts[i] : starts[i + 1]] for i in range(classes.size)]
         out = np.full(record.num_samples, np.nan)
         for rows in groups:
             if rows.size == 0:

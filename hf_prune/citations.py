@@ -103,3 +103,28 @@ INFOBATCH = bibtex(
     booktitle="International Conference on Learning Representations",
     year="2024",
 )
+RS2 = bibtex(
+    "inproceedings",
+    "okanovic2024repeated",
+    title="Repeated Random Sampling for Minimizing the Time-to-Accuracy of Learning",
+    author="Okanovic, Patrik and Waleffe, Roger and Mageirakos, Vasilis and Nikolakakis, Konstantinos and "
+    "Karbasi, Amin and Kalogerias, Dionysios and G{\\\"u}rel, Nezihe Merve and Rekatsinas, Theodoros",
+    booktitle="International Conference on Learning Representations",
+    year="2024",
+)
+SETA = bibtex(
+    "inproceedings",
+    "zhou2025scale",
+    title="Scale Efficient Training for Large Datasets",
+    author="Zhou, Qing and Gao, Junyu and Wang, Qi",
+    booktitle="Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition",
+    year="2025",
+)
+DUAL = bibtex(
+    "inproceedings",
+    "cho2025lightweight",
+    title="Lightweight Dataset Pruning without Full Training via Example Difficulty and Prediction Uncertainty",
+    author="Cho, Yeseul and Shin, Baekrok and Kang, Changmin and Yun, Chulhee",
+    booktitle="Proceedings of the 42nd International Conference on Machine Learning",
+    year="2025",
+)

@@ -33,8 +33,10 @@ class PruningArguments(TrainingArguments):
 
     Dynamic pruning (`hf_prune.dynamic`; off unless `dynamic_policy` is set):
 
-    - **dynamic_policy** -- `random_dynamic`, `uncertainty_ema`, `epsilon_greedy`, `ucb` or `infobatch`.
-    - **dynamic_prune_ratio** -- fraction of the train set *removed* in each pruned epoch, in [0, 1).
+    - **dynamic_policy** -- `random_dynamic`, `uncertainty_ema`, `epsilon_greedy`, `ucb`, `infobatch`, `rs2` or
+      `seta`.
+    - **dynamic_prune_ratio** -- fraction of the train set *removed* in each pruned epoch, in [0, 1) (InfoBatch: of
+      its below-mean-loss samples; SeTa: by its random stage).
     - **pruning_period** -- `T_p`: epochs between re-selections (Raju et al. use 10).
     - **dynamic_scoring** -- `"pass"`: a forward pass over the whole train set at each re-selection (Raju et al.;
       its time counts); `"train_loss"`: the free training losses of the samples seen (unseen keep their last score).
@@ -42,6 +44,13 @@ class PruningArguments(TrainingArguments):
       variance weight (UCB, Eq. 4).
     - **dynamic_class_balanced** -- rank within every class (EMA-based policies).
     - **infobatch_delta**, **infobatch_max_ratio** -- InfoBatch: share of the epochs that prune, bound on `r`.
+    - **infobatch_fixed_budget** -- InfoBatch with one epoch length for every epoch (a departure from the paper).
+    - **seta_num_groups**, **seta_window_scale**, **seta_delta** -- SeTa: loss groups `G`, window share, share of
+      the epochs that prune.
+
+    InfoBatch (as published), RS2 and SeTa train a different number of samples each epoch: `PruningTrainer` gives
+    every epoch its own steps, plans `max_steps` from the policy and runs the LR schedule over the steps taken (see
+    `hf_prune.dynamic.trainer_hooks`).
     - **dynamic_round_to_batches** -- round the kept count up to a multiple of `world_size x per_device batch`, so
       every selected sample is used exactly once per epoch with no padding.
     """
@@ -76,8 +85,8 @@ class PruningArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "Dynamic pruning policy re-selecting the training subset during training: random_dynamic, "
-            "uncertainty_ema, epsilon_greedy, ucb (Raju et al. 2021) or infobatch (Qin et al. 2024). None trains on "
-            "all data."
+            "uncertainty_ema, epsilon_greedy, ucb (Raju et al. 2021), infobatch (Qin et al. 2024), rs2 (Okanovic et "
+            "al. 2024) or seta (Zhou et al. 2025). None trains on all data."
         },
     )
     dynamic_prune_ratio: float = field(
@@ -116,6 +125,21 @@ class PruningArguments(TrainingArguments):
     infobatch_max_ratio: float = field(
         default=0.9,
         metadata={"help": "infobatch: upper bound of the ratio r pruned from the below-mean-loss samples, in (0, 1)."},
+    )
+    infobatch_fixed_budget: bool = field(
+        default=False,
+        metadata={
+            "help": "infobatch: keep one epoch length for every epoch (remove floor(ratio * n) samples each epoch, "
+            "re-weighted) instead of InfoBatch's own rule (prune ratio r of the below-mean-loss samples, full first "
+            "and last epochs). A departure from the paper."
+        },
+    )
+    seta_num_groups: int = field(default=5, metadata={"help": "seta: number of loss groups G (k-means), >= 1."})
+    seta_window_scale: float = field(
+        default=0.9, metadata={"help": "seta: share of the groups in the sliding window, in (0, 1]."}
+    )
+    seta_delta: float = field(
+        default=0.875, metadata={"help": "seta: pruning stops at epoch floor(delta * num_train_epochs), in (0, 1]."}
     )
     dynamic_round_to_batches: bool = field(
         default=True,

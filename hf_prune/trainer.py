@@ -11,6 +11,7 @@ train dataset --(sample_id column)--> collator keeps sample_id --> training_step
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -157,6 +158,43 @@ class PruningTrainer(Trainer):
         if self._dynamic is not None:
             return self._dynamic.sampler
         return super()._get_train_sampler(train_dataset)
+
+    # Varying epoch lengths (InfoBatch as published, RS2, SeTa): Trainer plans steps per epoch, max_steps and the LR
+    # schedule once from len(dataloader). These four overrides hand those decisions to the dynamic pruning hooks
+    # (hf_prune.dynamic.trainer_hooks explains the plan); for every other run they return Trainer's own values.
+
+    def set_initial_training_values(self, args, dataloader):
+        values = super().set_initial_training_values(args, dataloader)
+        if self._dynamic is not None:
+            values = self._dynamic.initial_training_values(args, dataloader, values)
+        return values
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint,
+                             trial):  # fmt: skip
+        epochs_trained, steps_trained = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        if self._dynamic is not None and resume_from_checkpoint is not None:
+            epochs_trained, steps_trained = self._dynamic.resume_position(
+                self.state.global_step, epochs_trained, steps_trained
+            )
+        return epochs_trained, steps_trained
+
+    def _run_epoch(self, *args, **kwargs):
+        if self._dynamic is not None:
+            bound = inspect.signature(super()._run_epoch).bind(*args, **kwargs)
+            a = bound.arguments
+            a["steps_in_epoch"], a["num_update_steps_per_epoch"] = self._dynamic.epoch_lengths(
+                a["epoch"], a["train_dataloader"], a["steps_in_epoch"], a["num_update_steps_per_epoch"]
+            )
+            args, kwargs = bound.args, bound.kwargs
+        return super()._run_epoch(*args, **kwargs)
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if self._dynamic is not None:
+            self.lr_scheduler = self._dynamic.wrap_scheduler(scheduler, self._created_lr_scheduler)
+        return self.lr_scheduler
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         # Set up (or restore) the record before Trainer's loop starts; the loop itself is untouched.

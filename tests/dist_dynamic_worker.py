@@ -45,6 +45,9 @@ def run(out, name, n, **dynamic):
         "world_size": trainer.accelerator.num_processes,
         "len_sampler": len(sampler),
         "global_step": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "last_lr": trainer.lr_scheduler.get_last_lr()[0],
+        "epoch_log": {str(k): v for k, v in trainer.dynamic_pruning.epoch_log.items()},
         "steps": trainer.log_steps,
         "selections": {str(k): v for k, v in trainer.log_selections.items()},
         "weights": {str(k): v for k, v in trainer.log_weights.items()},
@@ -80,8 +83,10 @@ def view_run(out, accelerator):
         for batch in loader:
             ids += batch["sample_id"].tolist()
             losses = torch.rand(batch["sample_id"].shape[0])  # differs per rank; the gathered values do not
-            view.update(*accelerator.gather((batch["sample_id"], losses)))
-        epochs[str(epoch)] = {"ids": ids, "order": view.sampler.indices().tolist(), "len": len(view)}
+            view.collect(batch["sample_id"], losses)
+        view.end_epoch(accelerator)  # one gather per epoch
+        epochs[str(epoch)] = {"ids": ids, "order": view.sampler.indices().tolist(), "len": len(view),
+                              "scores": np.nan_to_num(view.policy.scores(), nan=-1.0).tolist()}  # fmt: skip
     with open(f"{out}.view.rank{accelerator.process_index}.json", "w") as f:
         json.dump(epochs, f)
     accelerator.wait_for_everyone()
@@ -90,9 +95,10 @@ def view_run(out, accelerator):
 def main(out):
     # UCB with a scoring pass: rounded to a multiple of 2 x 4 -> exactly once, no padding.
     run(out, "ucb", 101, dynamic_policy="ucb", dynamic_prune_ratio=0.5, dynamic_scoring="pass")
-    # InfoBatch on training losses, not rounded: k = 71, accelerate pads with the first ids of the epoch's order.
-    accelerator = run(out, "infobatch", 101, dynamic_policy="infobatch", dynamic_prune_ratio=0.3, dynamic_scoring="train_loss",
-        dynamic_round_to_batches=False)  # fmt: skip
+    # InfoBatch as published, on training losses: epochs of 101, then fewer, then 101 (annealing); accelerate pads
+    # the last round of batches with the first ids of the epoch's order. Linear LR schedule: it must end at 0.
+    accelerator = run(out, "infobatch", 101, dynamic_policy="infobatch", dynamic_prune_ratio=0.5,
+                      dynamic_scoring="train_loss", lr_scheduler_type="linear")  # fmt: skip
     view_run(out, accelerator)
     dist.destroy_process_group()
 

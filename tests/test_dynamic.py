@@ -26,7 +26,11 @@ from hf_prune.dynamic import (
 from tests.trainer_utils import collate, small_image_dataset, timm_model
 
 
-POLICIES = ["random_dynamic", "uncertainty_ema", "epsilon_greedy", "ucb", "infobatch"]
+POLICIES = ["random_dynamic", "uncertainty_ema", "epsilon_greedy", "ucb", "infobatch", "rs2", "seta"]
+# Policies with one length for every epoch (InfoBatch only with its fixed-budget departure).
+FIXED = {"random_dynamic": {}, "uncertainty_ema": {}, "epsilon_greedy": {}, "ucb": {},
+         "infobatch": {"num_epochs": 6, "fixed_budget": True}}  # fmt: skip
+VARYING = {"infobatch": {"num_epochs": 6}, "rs2": {}, "seta": {"num_epochs": 6}}
 
 
 def observations(n=40, rounds=6, seed=0):
@@ -128,9 +132,9 @@ def test_unseen_samples_are_explored_first_and_ties_random():
     assert set(p.select(0, 5, np.random.default_rng(0)).ids) == set(range(5, 10))
 
 
-@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize("name", FIXED)
 def test_sampler_length_constant_no_repeats_and_deterministic(name):
-    params = {"num_epochs": 6} if name == "infobatch" else {}
+    params = FIXED[name]
     n, rng = 101, np.random.default_rng(1)
     samplers = [DynamicPruningSampler(get_policy(name, prune_ratio=0.7, **params), n, seed=3, multiple_of=8)
                 for _ in range(2)]  # fmt: skip
@@ -154,6 +158,42 @@ def test_sampler_length_constant_no_repeats_and_deterministic(name):
     other = DynamicPruningSampler(get_policy(name, prune_ratio=0.7, **params), n, seed=4, multiple_of=8)
     other.set_epoch(0)
     assert other.indices().tolist() != orders[0]
+
+
+@pytest.mark.parametrize("name", VARYING)
+def test_varying_length_policies_report_each_epochs_length(name):
+    """len(sampler) follows the epoch's selection, never exceeds the bound planned before training, ignores
+    multiple_of, and the sequence is deterministic."""
+    n, rng = 101, np.random.default_rng(1)
+    samplers = [DynamicPruningSampler(get_policy(name, prune_ratio=0.5, **VARYING[name]), n, seed=3, multiple_of=8)
+                for _ in range(2)]  # fmt: skip
+    bounds = [samplers[0].max_selected(e) for e in range(6)]
+    assert len(samplers[0]) == bounds[0]  # before the first selection
+    lengths = []
+    for epoch in range(6):
+        losses = rng.gamma(2.0, 1.0, size=n)
+        orders = []
+        for s in samplers:
+            s.set_epoch(epoch)
+            idx = s.indices()
+            assert len(s) == idx.size <= bounds[epoch] and len(set(idx.tolist())) == idx.size
+            orders.append(idx.tolist())
+            s.update(np.arange(n), losses)
+        assert orders[0] == orders[1]
+        lengths.append(len(samplers[0]))
+    if name == "rs2":
+        assert lengths == bounds  # exact
+    else:
+        assert len(set(lengths)) > 1
+    with samplers[0].assume_length(7):
+        assert len(samplers[0]) == 7
+    assert len(samplers[0]) == lengths[-1]
+
+
+@pytest.mark.parametrize("name", ["rs2", "seta"])
+def test_policies_that_count_selections_refuse_a_pruning_period(name):
+    with pytest.raises(ValueError, match="pruning_period=1"):
+        DynamicPruningSampler(get_policy(name, prune_ratio=0.5), 50, pruning_period=2)
 
 
 def test_pruning_period_keeps_selection_and_reshuffles():
@@ -206,7 +246,19 @@ def test_infobatch_weights_keep_expected_gradient_on_toy_problem():
 
     full = grad_of(torch.arange(n), None)
     losses = F.cross_entropy(x @ w, y, reduction="none").detach().numpy()
-    policy = get_policy("infobatch", prune_ratio=0.3, num_epochs=8, delta=0.75)
+    # InfoBatch as published, in a pruned epoch: unbiased, and biased without the weights
+    policy = get_policy("infobatch", prune_ratio=0.5, num_epochs=8)
+    policy.reset(n)
+    policy.observe(np.arange(n), losses)
+    draws, mean_w, mean_unw = 2000, torch.zeros_like(full), torch.zeros_like(full)
+    for t in range(draws):
+        sel = policy.select(3, num_kept(n, 0.5), np.random.default_rng(t))
+        mean_w += grad_of(torch.from_numpy(sel.ids), torch.from_numpy(sel.weights)) / draws
+        mean_unw += grad_of(torch.from_numpy(sel.ids), None) / draws
+    err, bias = (mean_w - full).norm() / full.norm(), (mean_unw - full).norm() / full.norm()
+    assert err < 0.05 and bias > 4 * err and bias > 0.1, (err, bias)
+    # the fixed-budget departure: every epoch unbiased too, including early (some samples unscored) and annealing
+    policy = get_policy("infobatch", prune_ratio=0.3, num_epochs=8, delta=0.75, fixed_budget=True)
     policy.reset(n)
     partial = np.arange(n)[: n // 2]
     for observed, epoch in ((np.arange(n), 0), (partial, 0), (np.arange(n), 7)):
@@ -254,7 +306,7 @@ def test_iterable_view_with_dataloader_and_accelerate():
 
     ds = small_image_dataset(37)
     view = DynamicPruningDataset(ds, get_policy("infobatch", prune_ratio=0.5, num_epochs=4), seed=0, multiple_of=4)
-    assert len(view) == num_kept(37, 0.5, 4) == 20
+    assert len(view) == 37  # InfoBatch's first epoch is the full data
     accelerator = Accelerator(cpu=True)
 
     def collate_view(rows):
@@ -271,12 +323,14 @@ def test_iterable_view_with_dataloader_and_accelerate():
         for batch in loader:
             ids += batch["sample_id"].tolist()
             weights += batch["loss_weight"].tolist()
-            view.update(batch["sample_id"], torch.rand(len(batch["sample_id"])))
+            view.collect(batch["sample_id"], torch.rand(len(batch["sample_id"])))
+        view.end_epoch(accelerator)
         assert view.sampler.epoch == epoch  # accelerate's set_epoch reached the view
-        assert ids == view.sampler.indices().tolist()
+        assert ids == view.sampler.indices().tolist() and len(view) == len(ids)
         np.testing.assert_allclose(weights, view.loss_weights(torch.tensor(ids)).numpy())
+        assert not np.isnan(view.policy.scores()[ids]).any()  # end_epoch fed every trained sample's loss
         epochs.append(ids)
-    assert epochs[0] != epochs[1]
+    assert len(epochs[1]) < 37 and max(weights) == 2.0  # epoch 1 pruned half the below-mean samples, weight 2
     # worker sharding: 2 workers together still yield every id once
     loader = DataLoader(view, batch_size=4, collate_fn=collate_view, num_workers=2)
     ids = [i for b in loader for i in b["sample_id"].tolist()]
@@ -361,12 +415,12 @@ def test_trainer_constant_steps_record_and_timing(tmp_path):
 
 def test_trainer_applies_infobatch_weights_in_compute_loss(tmp_path):
     ds = small_image_dataset(40)
-    args = make_args(tmp_path, dynamic_policy="infobatch", dynamic_prune_ratio=0.25, num_train_epochs=1)
+    args = make_args(tmp_path, dynamic_policy="infobatch", dynamic_prune_ratio=0.25, num_train_epochs=4)
     trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     dyn = trainer.dynamic_pruning
     dyn.start(None)
-    dyn.sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40))
-    dyn.sampler.set_epoch(0)
+    dyn.sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40) ** 2)
+    dyn.sampler.set_epoch(1)
     assert dyn.weighted
     ids = torch.arange(8)
     batch = collate([ds[i] for i in range(8)])

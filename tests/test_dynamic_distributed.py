@@ -1,6 +1,7 @@
 """Dynamic pruning in a real 2-process `torchrun` on CPU (gloo), 101 samples, batch 4, accumulation 2: both ranks
 hold the same selection (and score table, and InfoBatch weights) in every epoch, every selected sample is trained on
-exactly once per epoch across the ranks, the length is constant, and the record's `selected` rows match."""
+exactly once per epoch across the ranks (fixed-length policies), InfoBatch's epochs vary in length with the schedule
+ending at the last step, and the record's `selected` rows match."""
 
 import json
 import math
@@ -63,25 +64,31 @@ def test_ranks_agree_and_each_selected_sample_is_used_once(torchrun_results):
 
 
 @pytest.mark.slow
-def test_unrounded_padding_duplicates_exactly_the_first_ids(torchrun_results):
+def test_infobatch_varying_epochs_agree_across_ranks_and_pad_with_the_first_ids(torchrun_results):
     r0, r1 = torchrun_results["infobatch"]
-    # k = 101 - 30 = 71, not rounded: 18 batches of 4 (the last of 3) -> 9 per rank; accelerate completes the last
-    # round with the first 8 * ceil(71 / 8) - 71 = 1 id of the epoch's order.
-    assert r0["len_sampler"] == 71
-    assert r0["selections"] == r1["selections"]
-    assert r0["weights"] == r1["weights"] and r0["weights"]  # InfoBatch weights identical on both ranks
+    assert r0["selections"] == r1["selections"] and r0["orders"] == r1["orders"]
+    assert r0["weights"] == r1["weights"] and list(r0["weights"]) == ["1"]  # weighted only in the pruned epoch
     assert r0["policy_scores"] == r1["policy_scores"]  # same table from gathered training losses
+    lengths = [len(r0["selections"][str(e)]) for e in range(3)]
+    # epoch 0 full, epoch 1 pruned (r = 0.5 of the below-mean samples), epoch 2 = floor(0.875 * 3): annealing, full
+    assert lengths[0] == lengths[2] == 101 and lengths[1] < 101
     ids0, ids1 = per_epoch_ids(r0), per_epoch_ids(r1)
+    steps = 0
     for epoch in range(3):
-        selection = r0["selections"][str(epoch)]
-        order = r0["orders"][str(epoch)]
-        assert order == r1["orders"][str(epoch)] and sorted(order) == selection
+        selection, order, k = r0["selections"][str(epoch)], r0["orders"][str(epoch)], lengths[epoch]
+        assert sorted(order) == selection
         used = Counter(ids0[epoch] + ids1[epoch])
         assert sorted(used) == selection
-        assert [i for i, c in used.items() if c > 1] == order[:1] and used[order[0]] == 2
-        # the recorder de-duplicated the repeat: every selected sample recorded once, nothing else
+        # batches of 4 over 2 ranks: accelerate completes the last round with the first 8 ceil(k / 8) - k ids
+        pad = 8 * math.ceil(k / 8) - k
+        assert sorted(i for i, c in used.items() if c > 1) == sorted(order[:pad])
         seen = r0["record_loss_seen"][epoch]
-        assert [i for i, s in enumerate(seen) if s] == selection
+        assert [i for i, s in enumerate(seen) if s] == selection  # recorded once each
+        per_rank = math.ceil(k / 8)
+        assert r0["epoch_log"][str(epoch)] == {"start_step": steps, "steps": math.ceil(per_rank / 2)}
+        steps += math.ceil(per_rank / 2)
+    assert r0["global_step"] == r0["max_steps"] == steps  # max_steps refined to the steps taken
+    assert r0["last_lr"] == r1["last_lr"] == 0.0  # the linear schedule ends at its end value at the last step
 
 
 @pytest.mark.slow
@@ -90,6 +97,7 @@ def test_iterable_view_under_accelerate_gives_each_selected_sample_once(torchrun
     orders = []
     for epoch in ("0", "1", "2"):
         assert v0[epoch]["order"] == v1[epoch]["order"]  # same stream on both ranks
+        assert v0[epoch]["scores"] == v1[epoch]["scores"]  # end_epoch gathered both ranks' losses
         assert v0[epoch]["len"] == 56 == len(v0[epoch]["order"])
         used = Counter(v0[epoch]["ids"] + v1[epoch]["ids"])
         assert sorted(used) == sorted(v0[epoch]["order"]) and set(used.values()) == {1}

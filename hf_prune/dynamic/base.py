@@ -3,8 +3,16 @@
 A dynamic policy decides, at the start of a selection epoch, which samples the coming epoch(s) train on. It keeps a
 per-sample *score table* (numpy arrays of length `num_samples`) that `observe(ids, scores)` updates from per-sample
 losses, and `select(epoch, num_keep, rng)` turns the table into a `Selection`. Both are pure numpy functions of
-(table, epoch, rng): given the same table and the same seeded generator, every process computes the same selection,
-which is what lets `DynamicPruningSampler` run on every rank with no broadcast.
+(table, epoch, run seed, rng): given the same table and the same seeded generator, every process computes the same
+selection, which is what lets `DynamicPruningSampler` run on every rank with no broadcast.
+
+Two kinds of policies:
+
+* **fixed length** (`fixed_length` is True: random_dynamic, the EMA policies, InfoBatch with `fixed_budget=True`):
+  every epoch selects exactly `num_keep = n - floor(prune_ratio * n)` samples;
+* **varying length** (InfoBatch as published, RS2, SeTa): the count depends on the epoch and the scores, at most
+  `max_selected(epoch, num_keep)`, a bound known before training (exact where the count does not depend on scores).
+  `PruningTrainer` then gives every epoch its own number of steps (see `hf_prune.dynamic.trainer_hooks`).
 """
 
 from __future__ import annotations
@@ -89,11 +97,25 @@ class DynamicPolicy(abc.ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     uses_scores: ClassVar[bool] = True
+    # Policies whose rule is indexed by the number of selections made (RS2's rounds, SeTa's window) need a selection
+    # every epoch: the sampler refuses pruning_period > 1 for them.
+    selects_every_epoch: ClassVar[bool] = False
 
     def __init__(self, prune_ratio: float = 0.5):
         self.prune_ratio = check_ratio(prune_ratio)
         self.num_samples: int | None = None
+        self.seed = 0
         self._tables: dict[str, np.ndarray] = {}
+
+    @property
+    def fixed_length(self) -> bool:
+        """Whether every epoch selects exactly `num_keep` samples (else: varying, at most `max_selected`)."""
+        return True
+
+    def max_selected(self, epoch: int, num_keep: int) -> int:
+        """Before training: the number of samples `epoch` selects (fixed-length policies) or an upper bound of it
+        (exact where it does not depend on scores), from which `PruningTrainer` plans the run's steps."""
+        return int(num_keep)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -102,11 +124,14 @@ class DynamicPolicy(abc.ABC):
 
     # ------------------------------------------------------------------ table
 
-    def reset(self, num_samples: int) -> None:
-        """(Re)allocates the score table for `num_samples` samples; every score starts unknown."""
+    def reset(self, num_samples: int, seed: int | None = None) -> None:
+        """(Re)allocates the score table for `num_samples` samples (every score starts unknown); `seed` is the run's
+        seed, for policies whose draws span several epochs (RS2's permutations)."""
         if num_samples <= 0:
             raise ValueError(f"num_samples must be positive; got {num_samples}.")
         self.num_samples = int(num_samples)
+        if seed is not None:
+            self.seed = int(seed)
         self._tables = self._allocate(self.num_samples)
 
     def _allocate(self, num_samples: int) -> dict[str, np.ndarray]:
@@ -153,15 +178,22 @@ class DynamicPolicy(abc.ABC):
 
         Args:
             epoch (`int`): the (0-based) epoch the selection is for.
-            num_keep (`int`): how many samples to select (constant across epochs, see `num_kept`).
-            rng (`np.random.Generator`): seeded from (seed, epoch) by the caller; the only source of randomness.
+            num_keep (`int`): how many samples to select (see `num_kept`); varying-length policies take it as the
+                budget their own rule starts from (`n - floor(prune_ratio * n)`).
+            rng (`np.random.Generator`): seeded from (seed, epoch) by the caller; the only source of randomness
+                besides the run seed (`reset`).
         """
         self._check_ready()
         if not (0 < num_keep <= self.num_samples):
             raise ValueError(f"num_keep must be in [1, {self.num_samples}]; got {num_keep}.")
         selection = self._select(int(epoch), int(num_keep), rng)
-        if selection.ids.size != num_keep:
+        if self.fixed_length and selection.ids.size != num_keep:
             raise RuntimeError(f"{self.name} selected {selection.ids.size} samples; expected {num_keep}.")
+        if not 0 < selection.ids.size <= self.max_selected(epoch, num_keep):
+            raise RuntimeError(
+                f"{self.name} selected {selection.ids.size} samples at epoch {epoch}; expected 1 to "
+                f"{self.max_selected(epoch, num_keep)}."
+            )
         return selection
 
     @abc.abstractmethod
@@ -175,6 +207,7 @@ class DynamicPolicy(abc.ABC):
             "name": self.name,
             "params": self.params,
             "num_samples": self.num_samples,
+            "seed": self.seed,
             "tables": {k: v.copy() for k, v in self._tables.items()},
         }
 
@@ -184,7 +217,7 @@ class DynamicPolicy(abc.ABC):
         if state["num_samples"] is None:
             self.num_samples, self._tables = None, {}
             return
-        self.reset(int(state["num_samples"]))
+        self.reset(int(state["num_samples"]), state.get("seed"))
         for key, value in state["tables"].items():
             if key not in self._tables or self._tables[key].shape != np.shape(value):
                 raise ValueError(f"Policy table {key!r} in the checkpoint does not match this run's.")

@@ -1,33 +1,29 @@
 """InfoBatch: unbiased dynamic pruning by loss (Qin et al., "InfoBatch: Lossless Training Speed Up by Unbiased
-Dynamic Data Pruning", ICLR 2024).
+Dynamic Data Pruning", ICLR 2024), as published and as the authors' code (`infobatch/infobatch.py`) behaves.
 
-Each epoch, the "well-learned" samples W = {i : s_i < mean(s)} (score = the sample's latest loss; samples never seen
-are never well-learned) are pruned at random with probability r, and the loss of each kept well-learned sample is
-multiplied by 1 / (1 - r). Every sample of W survives with probability 1 - r and counts 1 / (1 - r) when it does, so
-the expected gradient of the epoch equals the full data's::
+Each pruned epoch, with `s_i` the latest training loss of sample `i` (the score table) and its mean `sbar`, the
+"well-learned" samples `W = {i : s_i < sbar}` are pruned at random at ratio `r` and the loss of every kept one is
+multiplied by `1 / (1 - r)`; the other samples are all trained, at weight 1. Each sample of `W` survives with
+probability `1 - r` and counts `1 / (1 - r)` when it does, so the expected gradient of the epoch is the full data's::
 
-    E[ sum_{i kept} w_i * grad l_i ] = sum_{i in W} (1 - r) * grad l_i / (1 - r) + sum_{i not in W} grad l_i
-                                     = sum_i grad l_i
+    E[ sum_{i kept} w_i grad l_i ] = sum_{i in W} (1 - r) grad l_i / (1 - r) + sum_{i not in W} grad l_i = sum_i grad l_i
 
-Training on the full data for the last epochs ("annealing", Qin et al. use delta = 0.875: pruning stops at epoch
-floor(delta * num_epochs)) removes what remains of the bias of stale scores.
+The first epoch (no loss known yet: the authors' scores all start equal, so nothing is below the mean) and the
+annealing epochs `e >= floor(delta * num_epochs)` (delta = 0.875) train on the full data at weight 1. The epoch
+length therefore varies: `(n - |W|) + (|W| - floor(r |W|))` samples in a pruned epoch, `n` in the others;
+`PruningTrainer` gives each epoch its own number of steps and runs the LR schedule over the steps actually taken
+(`hf_prune.dynamic.trainer_hooks`).
 
-How it fits a constant epoch length. `PruningTrainer`, like every sampler here, keeps the number of samples per
-epoch constant (`k = n - floor(prune_ratio * n)`) so that `Trainer`'s step count, `max_steps` and LR schedule hold.
-InfoBatch's own sampler shrinks and grows instead. Here the number removed, `q = n - k`, is fixed, and r becomes the
-per-epoch ratio that meets it:
+The kept weight enters the loss through `PruningTrainer.compute_loss` (per-sample cross-entropy, see
+`hf_prune.dynamic.loss`), `DynamicPruningSampler.loss_weights` (a device tensor refreshed once per epoch) or the
+`loss_weight` column of `DynamicPruningDataset`.
 
-* `q_W = min(q, floor(max_ratio * |W|))` samples are removed uniformly from W: `r_W = q_W / |W|`, kept weight
-  `1 / (1 - r_W)`. This is InfoBatch's rule with r chosen each epoch.
-* if W cannot supply all of `q` (early epochs, or `prune_ratio` above `max_ratio * |W| / n`), the remaining
-  `q - q_W` are removed uniformly from the other samples, whose kept ones get `1 / (1 - r_rest)`.
-* annealing epochs (and epochs before any score exists) draw `k` samples uniformly from all `n` with weight `n / k`.
-
-Each stratum is sampled uniformly without replacement and re-weighted by the inverse of its keep probability, so the
-expected weighted gradient of *every* epoch equals the full-data gradient (tested on a toy problem in
-`tests/test_dynamic.py`). The weights reach the loss through `PruningTrainer.compute_loss` (per-sample cross-entropy,
-see `hf_prune.dynamic.loss`), `DynamicPruningSampler.loss_weights` or the `loss_weight` column of
-`DynamicPruningDataset`.
+`fixed_budget=True` keeps the earlier, constant-length rule instead (a departure from InfoBatch, for loops that need
+one length for every epoch): each epoch removes `q = floor(prune_ratio * n)` samples, `q_W = min(q, floor(max_ratio
+|W|))` uniformly from `W` (weight `1 / (1 - q_W / |W|)`) and the rest uniformly from the other samples (weight `1 / (1
+- r_rest)`); annealing and score-less epochs draw `n - q` uniformly at weight `n / (n - q)`. Its expected gradient
+is also the full data's, but `r` is no longer InfoBatch's (it is whatever meets the budget) and the first and last
+epochs are not full.
 """
 
 from __future__ import annotations
@@ -36,34 +32,62 @@ import math
 
 import numpy as np
 
+from ..selection import num_kept
 from .base import DynamicPolicy, Selection, register_policy
 
 
 @register_policy
 class InfoBatch(DynamicPolicy):
-    """Random pruning of below-mean-loss samples with 1/(1-r) loss rescaling and a full-data tail (Qin et al. 2024).
+    """InfoBatch (Qin et al. 2024): prune the below-mean-loss samples at random at ratio `r`, rescale the kept ones
+    by `1 / (1 - r)`, full data in the first epoch and the annealing tail.
+
+    Fidelity to the authors' code (`infobatch.py`, `InfoBatch.prune` / `IBSampler.reset`): the same well-learned set
+    (strictly below the mean of the stored losses), the same uniform draw without replacement from it, the same
+    weights (`1 / (1 - r)` for the kept well-learned, 1 for every other sample; `r` capped at 0.9, their
+    `keep_ratio >= 0.1`), the same full first epoch and the same annealing epochs `e >= floor(delta * num_epochs)`.
+    Per-epoch trained counts and weights equal theirs on the same loss table (`tests/test_dynamic_fidelity.py`).
+    Deliberate differences:
+
+    - kept well-learned count `|W| - floor(r |W|)` (hf_prune's rule everywhere); theirs is `int((1 - r) |W|)`,
+      one fewer when `r |W|` is not an integer;
+    - the mean is over the samples that have a loss (NaN = never trained); theirs starts every score at 3.0 and
+      averages all of them (the maintainers call the 3.0 arbitrary; after a full first epoch both agree);
+    - the mean is taken in float64; theirs is a float32 torch mean, which can move a loss within one float32 ulp of
+      the mean to the other side;
+    - annealing epochs always use weight 1; their code resets the weights only when `delta * num_epochs` is an
+      integer, so otherwise the last pruned epoch's weights linger through the annealing tail (a bug);
+    - draws come from a generator seeded by (seed, epoch), not numpy's global generator reseeded with the epoch.
 
     Args:
         prune_ratio (`float`, *optional*, defaults to 0.5):
-            Fraction of *all* samples removed per pruned epoch (the constant budget `q`), in [0, 1).
+            `r`: the fraction of the *well-learned* (below-mean-loss) samples pruned in each pruned epoch, in [0, 1)
+            (with `fixed_budget=True`: the fraction of *all* samples removed).
         delta (`float`, *optional*, defaults to 0.875):
-            Pruning stops at epoch `floor(delta * num_epochs)`; the last `1 - delta` of the epochs use uniform,
-            re-weighted draws of the same size (see the module docstring). In (0, 1].
+            Pruning stops at epoch `floor(delta * num_epochs)`; the remaining epochs train on the full data. In
+            (0, 1].
         num_epochs (`int`, *optional*):
-            Total number of epochs, needed for the annealing tail; `None` prunes every epoch. `PruningTrainer`
-            sets it from `num_train_epochs`.
+            Total number of epochs, needed for the annealing tail; `None` prunes every epoch after the first.
+            `PruningTrainer` sets it from `num_train_epochs`.
         max_ratio (`float`, *optional*, defaults to 0.9):
-            Upper bound of the per-epoch ratio `r` applied to the well-learned samples, which bounds their loss weight
-            by `1 / (1 - max_ratio)` (10 by default). In (0, 1).
+            Upper bound of `r`, so the kept weight is at most `1 / (1 - max_ratio)` (10 as in the authors' code).
+            In (0, 1).
+        fixed_budget (`bool`, *optional*, defaults to `False`):
+            The constant-length departure described in the module docstring.
     """
 
     name = "infobatch"
     summary = (
-        "Prune below-mean-loss samples at random, rescale the kept by 1/(1-r), full data at the end (Qin et al. 2024)."
+        "Prune below-mean-loss samples at random, rescale the kept by 1/(1-r), full data first and last (Qin et al. "
+        "2024)."
     )
 
     def __init__(
-        self, prune_ratio: float = 0.5, delta: float = 0.875, num_epochs: int | None = None, max_ratio: float = 0.9
+        self,
+        prune_ratio: float = 0.5,
+        delta: float = 0.875,
+        num_epochs: int | None = None,
+        max_ratio: float = 0.9,
+        fixed_budget: bool = False,
     ):
         super().__init__(prune_ratio)
         delta, max_ratio = float(delta), float(max_ratio)
@@ -74,19 +98,37 @@ class InfoBatch(DynamicPolicy):
         if not (0.0 < max_ratio < 1.0):
             raise ValueError(f"max_ratio must be in (0, 1): kept well-learned samples weigh 1/(1-r); got {max_ratio}.")
         if num_epochs is not None and int(num_epochs) < 1:
-            raise ValueError(f"num_epochs must be >= 1 or None; got {num_epochs}.")
+            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
         self.delta = delta
         self.max_ratio = max_ratio
         self.num_epochs = int(num_epochs) if num_epochs is not None else None
+        self.fixed_budget = bool(fixed_budget)
 
     @property
     def params(self):
-        return {**super().params, "delta": self.delta, "num_epochs": self.num_epochs, "max_ratio": self.max_ratio}
+        return {
+            **super().params,
+            "delta": self.delta,
+            "num_epochs": self.num_epochs,
+            "max_ratio": self.max_ratio,
+            "fixed_budget": self.fixed_budget,
+        }
+
+    @property
+    def fixed_length(self) -> bool:
+        return self.fixed_budget
 
     @property
     def stop_epoch(self) -> int | None:
-        """First epoch of the annealing tail, or `None` if every epoch prunes."""
+        """First epoch of the annealing tail, or `None` if every epoch after the first prunes."""
         return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
+
+    def is_full_epoch(self, epoch: int) -> bool:
+        """Whether `epoch` trains on the full data (the first epoch and the annealing tail; InfoBatch as published)."""
+        return epoch == 0 or (self.stop_epoch is not None and epoch >= self.stop_epoch)
+
+    def max_selected(self, epoch, num_keep):
+        return int(num_keep) if self.fixed_budget else int(self.num_samples)
 
     def _allocate(self, num_samples):
         return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
@@ -101,6 +143,25 @@ class InfoBatch(DynamicPolicy):
         return self._tables["score"].copy()
 
     def _select(self, epoch, num_keep, rng):
+        if self.fixed_budget:
+            return self._select_fixed_budget(epoch, num_keep, rng)
+        n = self.num_samples
+        score = self._tables["score"]
+        seen = ~np.isnan(score)
+        if self.is_full_epoch(epoch) or not seen.any():
+            annealing = epoch > 0 and self.is_full_epoch(epoch)
+            return Selection(np.arange(n), None, info={"full": True, "annealing": annealing, "r": 0.0})
+        r = min(self.prune_ratio, self.max_ratio)
+        well = seen & (score < score[seen].mean())
+        w_ids, rest = np.flatnonzero(well), np.flatnonzero(~well)
+        k = num_kept(w_ids.size, r) if w_ids.size else 0
+        kept_w = rng.choice(w_ids, size=k, replace=False) if k < w_ids.size else w_ids
+        weights = np.concatenate([np.ones(rest.size), np.full(kept_w.size, 1.0 / (1.0 - r))])
+        info = {"full": False, "annealing": False, "r": r, "num_well_learned": int(w_ids.size),
+                "num_pruned": int(w_ids.size - kept_w.size)}  # fmt: skip
+        return Selection(np.concatenate([rest, kept_w]), weights, info=info)
+
+    def _select_fixed_budget(self, epoch, num_keep, rng):
         n = self.num_samples
         q = n - num_keep
         score = self._tables["score"]

@@ -20,7 +20,7 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
 
     It wraps a `datasets.Dataset` (or any map-style dataset of dicts) and a `DynamicPruningSampler`; `set_epoch(e)`
     moves to epoch `e`, iterating yields that epoch's selection in the sampler's order, and `update(ids, losses)`
-    feeds the policy. `len()` is the constant number of samples per epoch.
+    feeds the policy. `len()` is the current epoch's number of samples (constant for fixed-length policies).
 
     Cross-rank contract: every process builds the view with the same arguments and yields the *same* sequence
     (seed, epoch and score table decide it). `accelerator.prepare(DataLoader(view, batch_size=B))` wraps it in
@@ -53,8 +53,9 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
     ...     loader.set_epoch(epoch)   # reaches view.set_epoch
     ...     for batch in loader:
     ...         per_sample = F.cross_entropy(model(batch["pixel_values"]), batch["labels"], reduction="none")
-    ...         accelerator.backward((batch["loss_weight"] * per_sample).mean())
-    ...         view.update(*accelerator.gather((batch["sample_id"], per_sample.detach())))
+    ...         accelerator.backward((batch["loss_weight"] * per_sample).mean())   # weights carried in the batch
+    ...         view.collect(batch["sample_id"], per_sample)   # stays on the device
+    ...     view.end_epoch(accelerator)                        # one gather per epoch feeds the policy
     ```
     """
 
@@ -97,6 +98,14 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
     def update(self, ids, losses, labels=None) -> None:
         """See `DynamicPruningSampler.update`: feed losses gathered from all ranks."""
         self.sampler.update(ids, losses, labels)
+
+    def collect(self, ids, losses) -> None:
+        """See `DynamicPruningSampler.collect`: keep a step's losses on the device."""
+        self.sampler.collect(ids, losses)
+
+    def end_epoch(self, accelerator=None) -> None:
+        """See `DynamicPruningSampler.end_epoch`: one gather per epoch feeds the policy."""
+        self.sampler.end_epoch(accelerator)
 
     def loss_weights(self, ids=None) -> torch.Tensor:
         return self.sampler.loss_weights(ids)

@@ -5,16 +5,19 @@
                             │  p == e: policy.select(p, k, rng(seed, p))  (same table, same rng -> same ids everywhere)
                             │  p <  e: keep the selection made at p (Raju et al.'s Algorithm 1: T_p epochs per subset)
                             v
-                 ids of the selection, shuffled by rng(seed, e) ──> k indices (k constant across epochs)
-                            │
+                 ids of the selection, shuffled by rng(seed, e) ──> k_e indices (k_e = k for fixed-length policies;
+                            │                                      InfoBatch, RS2, SeTa: the epoch's own count)
        accelerate BatchSamplerShard: batches of B, rank r takes batches r, r + W, r + 2W, ...
                             │
- end of epoch: update(ids, losses) with *gathered* values ──> identical table on every rank
+ per step: loss_weights(ids) indexes a device tensor built once per selection (no host synchronisation);
+           collect(ids, losses) appends device tensors
+ end of epoch: end_epoch(accelerator) gathers them once ──> update(ids, losses) ──> identical table on every rank
 ```
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,29 +60,37 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
     - Epoch 4 with `pruning_period = 2`: a new selection is drawn at epoch 4 (4 % 2 == 0); epoch 5 reuses it in the
       new order `rng(seed, 5)`.
 
+    Varying-length policies (InfoBatch as published, RS2, SeTa) select a different number of samples each epoch:
+    `len(sampler)` is the current epoch's count after `set_epoch` (before it, `policy.max_selected(0)`), and the
+    kept count is not rounded to `multiple_of` (their rules fix it); with `W` processes accelerate completes the last
+    round of batches with the epoch's first samples (the recorder de-duplicates them), or drops the remainder with
+    `drop_last`.
+
     Args:
         policy (`DynamicPolicy`): the selection rule, e.g. `get_policy("ucb", prune_ratio=0.5)`.
         num_samples (`int`): length of the dataset (positions `0 .. n-1` are what the sampler yields).
         seed (`int`, *optional*, defaults to 0): must be the same on every process.
         pruning_period (`int`, *optional*, defaults to 1): `T_p`, epochs between re-selections (Raju et al. use 10).
-        multiple_of (`int`, *optional*, defaults to 1): round the kept count up to a multiple of this (use
-            `world_size * per_device_batch_size` for exactly-once use across ranks with no padding).
+        multiple_of (`int`, *optional*, defaults to 1): round the kept count of fixed-length policies up to a
+            multiple of this (use `world_size * per_device_batch_size` for exactly-once use across ranks with no
+            padding).
         shuffle (`bool`, *optional*, defaults to `True`): shuffle the selection each epoch (else ascending ids).
 
-    Example:
+    Example (a plain Accelerate loop, with no host synchronisation per step: the weights are a device tensor and
+    the losses are gathered once per epoch):
 
     ```python
     >>> from hf_prune.dynamic import DynamicPruningSampler, get_policy
-    >>> sampler = DynamicPruningSampler(get_policy("ucb", prune_ratio=0.5), num_samples=len(train), seed=0)
+    >>> sampler = DynamicPruningSampler(get_policy("infobatch", prune_ratio=0.5, num_epochs=epochs), len(train))
     >>> loader = accelerator.prepare(DataLoader(train, batch_size=64, sampler=sampler))
     >>> for epoch in range(epochs):
-    ...     sampler.set_epoch(epoch)
+    ...     sampler.set_epoch(epoch)                   # the epoch's selection; len(loader) follows it
     ...     for batch in loader:
     ...         losses = F.cross_entropy(model(batch["x"]), batch["y"], reduction="none")
-    ...         weights = sampler.loss_weights(batch["sample_id"]).to(losses)  # InfoBatch; ones otherwise
+    ...         weights = sampler.loss_weights(batch["sample_id"])  # InfoBatch's 1/(1-r); ones otherwise
     ...         accelerator.backward((weights * losses).mean())
-    ...         ids, l = accelerator.gather((batch["sample_id"], losses.detach()))
-    ...         sampler.update(ids, l)  # duplicates (padding) are fine, the last value of an id wins
+    ...         sampler.collect(batch["sample_id"], losses)         # kept on the device
+    ...     sampler.end_epoch(accelerator)             # one gather; the policy sees every rank's losses
     ```
     """
 
@@ -98,24 +109,34 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
             raise ValueError(f"pruning_period must be >= 1 (epochs between re-selections); got {pruning_period}.")
         if int(multiple_of) < 1:
             raise ValueError(f"multiple_of must be >= 1; got {multiple_of}.")
+        if policy.selects_every_epoch and int(pruning_period) != 1:
+            raise ValueError(
+                f"The {policy.name} policy selects anew every epoch (its rule counts selections); use "
+                f"pruning_period=1, got {pruning_period}."
+            )
         self.policy = policy
         self.num_samples = int(num_samples)
-        if policy.num_samples != self.num_samples:
-            policy.reset(self.num_samples)
         self.seed = int(seed)
+        if policy.num_samples != self.num_samples or policy.seed != self.seed:
+            policy.reset(self.num_samples, self.seed)
         self.pruning_period = int(pruning_period)
         self.multiple_of = int(multiple_of)
         self.shuffle = bool(shuffle)
-        self.num_keep = num_kept(self.num_samples, policy.prune_ratio, self.multiple_of)
+        multiple = self.multiple_of if policy.fixed_length else 1
+        self.num_keep = num_kept(self.num_samples, policy.prune_ratio, multiple)
         self.epoch: int | None = None
         self.selection: Selection | None = None
         self.selection_epoch: int | None = None
         self._weights: np.ndarray | None = None
+        self._device_weights: dict[str, torch.Tensor] = {}
+        self._assumed_length: int | None = None
+        self._collected: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def reset(self) -> None:
         """Forgets the epoch, the selection and the policy's scores (a fresh run)."""
-        self.policy.reset(self.num_samples)
-        self.epoch, self.selection, self.selection_epoch, self._weights = None, None, None, None
+        self.policy.reset(self.num_samples, self.seed)
+        self.epoch, self.selection, self.selection_epoch = None, None, None
+        self._weights, self._device_weights, self._collected = None, {}, []
 
     # ------------------------------------------------------------------ epochs
 
@@ -142,6 +163,7 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
 
     def _set_selection(self, epoch: int, selection: Selection) -> None:
         self.selection, self.selection_epoch = selection, int(epoch)
+        self._device_weights = {}
         if selection.weights is None:
             self._weights = None
         else:
@@ -159,7 +181,25 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         yield from self.indices().tolist()
 
     def __len__(self) -> int:
-        return self.num_keep
+        if self._assumed_length is not None:
+            return self._assumed_length
+        if self.selection is not None:
+            return int(self.selection.ids.size)
+        return self.policy.max_selected(0, self.num_keep)
+
+    def max_selected(self, epoch: int) -> int:
+        """Before training: the number of samples `epoch` will yield (fixed-length policies) or an upper bound."""
+        return self.policy.max_selected(self.selection_epoch_of(epoch), self.num_keep)
+
+    @contextlib.contextmanager
+    def assume_length(self, length: int):
+        """Inside the block `len(sampler)` is `length`: counts a loader's batches for an epoch of that many samples
+        (how `PruningTrainer` plans the steps of epochs not drawn yet)."""
+        previous, self._assumed_length = self._assumed_length, int(length)
+        try:
+            yield self
+        finally:
+            self._assumed_length = previous
 
     # ------------------------------------------------------------------ scores and weights
 
@@ -185,21 +225,51 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         """True when the current selection carries loss weights (InfoBatch)."""
         return self._weights is not None
 
-    def loss_weights(self, ids=None) -> torch.Tensor:
-        """Loss weights of `ids` (a tensor or array of sample positions) for the current epoch, float32.
-
-        1 for every sample unless the policy re-weights (InfoBatch: `1 / (1 - r)` for the kept well-learned ones).
-        `ids=None` gives the dense `[num_samples]` vector.
-        """
+    def weight_table(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The dense `[num_samples]` float32 loss weights of the current selection on `device`, built once per
+        selection (ones when the policy does not re-weight)."""
         if self.epoch is None:
             self.set_epoch(0)
-        device = ids.device if isinstance(ids, torch.Tensor) else None
-        if ids is None:
+        key = str(device)
+        if key not in self._device_weights:
             dense = self._weights if self._weights is not None else np.ones(self.num_samples, dtype=np.float32)
-            return torch.from_numpy(dense.copy())
+            self._device_weights = {key: torch.from_numpy(dense.copy()).to(device)}
+        return self._device_weights[key]
+
+    def loss_weights(self, ids=None) -> torch.Tensor:
+        """Loss weights of `ids` (sample positions) for the current epoch, float32.
+
+        1 for every sample unless the policy re-weights (InfoBatch: `1 / (1 - r)` for the kept well-learned ones).
+        For a tensor `ids` this indexes `weight_table(ids.device)`, so the training step makes no host
+        synchronisation; `ids=None` gives the dense `[num_samples]` vector.
+        """
+        if ids is None:
+            return self.weight_table("cpu").clone()
+        if isinstance(ids, torch.Tensor):
+            return self.weight_table(ids.device)[ids.long()]
         pos = _as_numpy(ids, np.int64)
-        w = self._weights[pos] if self._weights is not None else np.ones(pos.size, dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(w)).to(device) if device is not None else torch.from_numpy(w)
+        return self.weight_table("cpu")[torch.from_numpy(pos)]
+
+    def collect(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
+        """Keeps one step's sample positions and per-sample losses on their device, for `end_epoch` (no host
+        synchronisation)."""
+        self._collected.append((ids.detach().reshape(-1).long(), losses.detach().reshape(-1).float()))
+
+    def end_epoch(self, accelerator=None) -> None:
+        """Gathers what `collect` kept from every process (one all-gather) and feeds it to `update`. Every process
+        must call it."""
+        if self._collected:
+            ids = torch.cat([i for i, _ in self._collected])
+            losses = torch.cat([v.to(ids.device) for _, v in self._collected])
+        else:
+            device = accelerator.device if accelerator is not None else "cpu"
+            ids, losses = torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, device=device)
+        self._collected = []
+        if accelerator is not None and accelerator.num_processes > 1:
+            ids = accelerator.gather(accelerator.pad_across_processes(ids, dim=0, pad_index=-1))
+            losses = accelerator.gather(accelerator.pad_across_processes(losses, dim=0))
+        keep = ids >= 0
+        self.update(ids[keep], losses[keep])
 
     # ------------------------------------------------------------------ persistence
 

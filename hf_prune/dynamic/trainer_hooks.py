@@ -5,20 +5,45 @@
 on_epoch_begin(e) (every rank)
     scoring="pass" and a new selection is due: forward pass over the whole train set (eval mode, no grad),
         losses gathered across ranks and de-duplicated by id ──> sampler.update        (timed: "scoring_s")
-    sampler.set_epoch(e) ──> the epoch's selection, identical on every rank
-training steps: the sampler's k indices, sharded by accelerate; compute_loss applies InfoBatch weights per sample
+    sampler.set_epoch(e) ──> the epoch's selection, identical on every rank; its loss weights go to the device once
+_run_epoch(e): the epoch's own number of batches and optimizer steps (varying-length policies)
+training steps: the sampler's k_e indices, sharded by accelerate; compute_loss applies InfoBatch weights per
+    sample by indexing the device weight table with the batch's sample ids (no host synchronisation)
 on_epoch_end(e) (every rank), inside PruningTrainer._end_recording_epoch
     Recorder.gather (all ranks, de-duplicated) ──> scoring="train_loss": sampler.update(ids, loss)  ("train_s")
     the record row of epoch e gets the "selected" mask (1 selected, 0 not) next to the recorded signals
-_save_checkpoint: sampler + policy table + timings ──> checkpoint-N/dynamic_pruning/ ; train(resume_from_checkpoint)
-    restores them, so the resumed run draws the same selections as an uninterrupted one
+_save_checkpoint: sampler + policy table + timings + epoch log ──> checkpoint-N/dynamic_pruning/ ;
+    train(resume_from_checkpoint) restores them, so the resumed run draws the same selections as an uninterrupted one
 ```
+
+Varying epoch lengths (InfoBatch as published, RS2, SeTa). `Trainer` computes the steps per epoch, `max_steps` and
+the LR schedule once, from `len(train_dataloader)`. Here, through four small overrides of `PruningTrainer`:
+
+* `set_initial_training_values`: the *plan*. Before training, every epoch's length is bounded by
+  `policy.max_selected(e)` (exact for RS2, `n` for InfoBatch, the random-stage size for SeTa), counted in batches
+  through the run's own dataloader; `max_steps` is the plan's total `sum_e P_e`, an upper bound of the steps taken.
+  (InfoBatch's authors estimate nothing: their count per epoch depends on the losses. Exact are the number of
+  epochs and, once an epoch is drawn, its length.) With `max_steps` set by the user the run is a step budget
+  instead: epochs run until `max_steps`, the schedule spans exactly `max_steps` and nothing is planned.
+* `_run_epoch`: each epoch runs exactly its own batches (`len(train_dataloader)` once its selection is drawn):
+  no empty optimizer step, the last gradient-accumulation group is complete, `state.epoch` ends on a whole number,
+  and `state.max_steps` is refined to `steps so far + this epoch + the plan of the epochs left` (exact from the
+  last pruned epoch on, equal to the steps taken at the end).
+* `create_scheduler`: the LR schedule of `lr_scheduler_type` is built over the planned total and epoch `e` covers its
+  planned share `[V_e, V_e + P_e]` in the `L_e` steps it actually takes (step `j` of the epoch is at
+  `V_e + j P_e / L_e`). For InfoBatch (every epoch planned at full length) this is the authors' epoch-indexed
+  schedule (at the start of epoch `e` the schedule is at `e / C`), without their code's one-epoch lag; for RS2
+  (lengths known exactly) it is the plain step schedule over the exact total. The last step lands on the
+  schedule's end value.
+* `_init_training_state`: on resume, the epoch and the steps done in it come from the checkpoint's epoch log (each
+  epoch's first step and length), not from `global_step // steps_per_epoch`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +78,11 @@ def policy_from_args(args, num_epochs: int | None = None) -> DynamicPolicy:
     if name == "ucb":
         params["c"] = args.dynamic_c
     if name == "infobatch":
-        params.update(delta=args.infobatch_delta, max_ratio=args.infobatch_max_ratio, num_epochs=num_epochs)
+        params.update(delta=args.infobatch_delta, max_ratio=args.infobatch_max_ratio, num_epochs=num_epochs,
+                      fixed_budget=bool(getattr(args, "infobatch_fixed_budget", False)))  # fmt: skip
+    if name == "seta":
+        params.update(num_groups=getattr(args, "seta_num_groups", 5), window_scale=getattr(args, "seta_window_scale", 0.9),
+                      delta=getattr(args, "seta_delta", 0.875), num_epochs=num_epochs)  # fmt: skip
     return get_policy(name, **params)
 
 
@@ -105,6 +134,13 @@ class TrainerDynamicPruning:
         self.timing: list[dict[str, Any]] = []
         self._epoch_start: float | None = None
         self._scoring_s = 0.0
+        # Varying epoch lengths: planned optimizer steps per epoch, and {epoch: {"start_step", "steps"}} as run.
+        self.varying = not self.policy.fixed_length
+        self.plan: list[int] | None = None
+        self.epoch_log: dict[int, dict[str, int]] = {}
+        # InfoBatch's loss weights indexed by sample id, on the training device (rebuilt once per selection).
+        self._id_weights: torch.Tensor | None = None
+        self._id_weights_of: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,6 +156,7 @@ class TrainerDynamicPruning:
             "scoring": self.scoring,
             "pruning_period": self.sampler.pruning_period,
             "num_kept_per_epoch": self.sampler.num_keep,
+            "varying_length": self.varying,
             "num_samples": self.sampler.num_samples,
             "seed": self.sampler.seed,
             "epochs": self.timing,
@@ -130,6 +167,7 @@ class TrainerDynamicPruning:
         saved = Path(checkpoint) / CHECKPOINT_DYNAMIC_DIR if checkpoint else None
         self.sampler.reset()
         self.timing = []
+        self.epoch_log = {}
         if saved is not None and (saved / "state.json").exists():
             self.load(saved)
 
@@ -176,7 +214,7 @@ class TrainerDynamicPruning:
                 "epoch": int(epoch),
                 "train_s": round(float(train_s), 4),
                 "scoring_s": round(float(self._scoring_s), 4),
-                "num_selected": int(self.sampler.num_keep),
+                "num_selected": int(self.sampler.selection.ids.size) if self.sampler.selection is not None else 0,
             }
         )
         self._scoring_s = 0.0
@@ -188,17 +226,27 @@ class TrainerDynamicPruning:
     def weighted(self) -> bool:
         return self.sampler.weighted
 
+    def weights_by_id(self, device) -> torch.Tensor:
+        """The current selection's loss weights indexed by *sample id*, on `device`: built on the host once per
+        selection, so the training step only indexes it."""
+        selection = self.sampler.selection
+        if self._id_weights is None or self._id_weights_of is not selection or self._id_weights.device != device:
+            table = torch.ones(self.position_of.shape[0], dtype=torch.float32)
+            table[torch.from_numpy(self.sample_ids)] = self.sampler.weight_table("cpu")
+            self._id_weights, self._id_weights_of = table.to(device), selection
+        return self._id_weights
+
     def weighted_loss(self, ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch):
         """Per-sample weighted cross-entropy of a training micro-batch (InfoBatch's rescaling), see `loss.py`.
 
-        The reduction follows `Trainer`'s own rule: a mean over the micro-batch (then divided by the accumulation
-        steps by `Trainer`) unless `Trainer` passes `num_items_in_batch` to models that take it, in which case the
-        sum is divided by it (and multiplied by the number of processes with `average_tokens_across_devices`, as
-        `Trainer.compute_loss` does).
+        The weights are looked up on the device (`weights_by_id`): no host synchronisation. The reduction follows
+        `Trainer`'s own rule: a mean over the micro-batch (then divided by the accumulation steps by `Trainer`) unless
+        `Trainer` passes `num_items_in_batch` to models that take it, in which case the sum is divided by it (and
+        multiplied by the number of processes with `average_tokens_across_devices`, as `Trainer.compute_loss` does).
         """
         trainer = self.trainer
-        pos = torch.as_tensor(self.position_of[ids.detach().cpu().numpy()])
-        weights = self.sampler.loss_weights(pos).to(logits.device)
+        table = self.weights_by_id(logits.device)
+        weights = table[ids.to(table.device, non_blocking=True).long()]
         scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
         if scaled is None:  # Trainer.training_step's own rule
             scaled = (trainer.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
@@ -216,6 +264,99 @@ class TrainerDynamicPruning:
         elif scaled and trainer.args.average_tokens_across_devices:
             loss = loss * trainer.accelerator.num_processes
         return loss
+
+    # ------------------------------------------------------------------ varying epoch lengths
+
+    def _update_steps(self, num_batches: int) -> int:
+        ga = self.trainer.args.gradient_accumulation_steps
+        return max(num_batches // ga + int(num_batches % ga > 0), 1)  # Trainer's own count
+
+    def initial_training_values(self, args, dataloader, values: tuple) -> tuple:
+        """`Trainer.set_initial_training_values` for varying-length policies: `max_steps` from the plan (see the
+        module docstring); unchanged for fixed-length ones."""
+        if not self.varying:
+            return values
+        num_train_epochs, _, num_examples, _, total_batch, _, max_steps = values
+        if args.max_steps > 0:  # a step budget: as many epochs as it takes
+            self.plan = None
+            epochs = sys.maxsize
+            return epochs, values[1], num_examples, args.max_steps * total_batch, total_batch, values[5], max_steps
+        if float(args.num_train_epochs) != int(num_train_epochs):
+            raise ValueError(
+                f"dynamic_policy={self.policy.name!r} gives every epoch its own length, so it needs a whole number of "
+                f"epochs (num_train_epochs={args.num_train_epochs}) or a step budget (max_steps)."
+            )
+        plan, batches, samples = [], [], 0
+        for epoch in range(int(num_train_epochs)):
+            bound = self.sampler.max_selected(epoch)
+            with self.sampler.assume_length(bound):
+                batches.append(len(dataloader))
+            plan.append(self._update_steps(batches[-1]))
+            samples += bound
+        self.plan = plan
+        return num_train_epochs, plan[0], num_examples, samples, total_batch, batches[0], int(sum(plan))
+
+    def epoch_lengths(self, epoch: int, dataloader, steps_in_epoch: int, num_update_steps: int) -> tuple[int, int]:
+        """`(batches, optimizer steps)` of `epoch` once its selection is drawn; logs its first step (kept from the
+        checkpoint when resuming inside it) and refines `state.max_steps`."""
+        if not self.varying:
+            return steps_in_epoch, num_update_steps
+        state = self.trainer.state
+        batches = len(dataloader)
+        updates = self._update_steps(batches)
+        self.epoch_log.setdefault(int(epoch), {"start_step": int(state.global_step), "steps": updates})
+        self._refine_max_steps()
+        return batches, updates
+
+    def _refine_max_steps(self) -> None:
+        if self.plan is None or not self.epoch_log:
+            return
+        last = max(self.epoch_log)
+        entry = self.epoch_log[last]
+        self.trainer.state.max_steps = entry["start_step"] + entry["steps"] + int(sum(self.plan[last + 1 :]))
+
+    def resume_position(self, global_step: int, epochs_trained: int, steps_in_epoch: int) -> tuple[int, int]:
+        """`(epochs_trained, batches to skip in that epoch)` at `global_step`, from the restored epoch log."""
+        if not self.varying or not self.epoch_log:
+            return epochs_trained, steps_in_epoch
+        ga = self.trainer.args.gradient_accumulation_steps
+        skip = not self.trainer.args.ignore_data_skip
+        for epoch in sorted(self.epoch_log):
+            start, steps = self.epoch_log[epoch]["start_step"], self.epoch_log[epoch]["steps"]
+            if start <= global_step < start + steps:
+                self._refine_max_steps()
+                return epoch, (global_step - start) * ga if skip else 0
+        self._refine_max_steps()
+        return max(self.epoch_log) + 1, 0
+
+    def virtual_step(self, step: float) -> float:
+        """Where the run's LR schedule is after `step` optimizer steps: epoch `e`'s steps cover its planned share of
+        the schedule (identity for fixed-length policies, a step budget, and epochs that ran as planned)."""
+        if self.plan is None or not self.epoch_log:
+            return step
+        planned_before = 0
+        for epoch in sorted(self.epoch_log):
+            planned = self.plan[epoch] if epoch < len(self.plan) else self.epoch_log[epoch]["steps"]
+            start, steps = self.epoch_log[epoch]["start_step"], self.epoch_log[epoch]["steps"]
+            if step <= start + steps:
+                return float(sum(self.plan[:epoch]) + (step - start) * planned / steps)
+            planned_before = sum(self.plan[: epoch + 1])
+            last_end = start + steps
+        return float(planned_before + step - last_end)
+
+    def wrap_scheduler(self, scheduler, created: bool):
+        """The trainer's LR scheduler, stepping through `virtual_step` for varying-length policies. Only schedulers
+        `Trainer` built from `lr_scheduler_type` (a `LambdaLR`) can be re-timed; others are left as they are."""
+        if not self.varying or self.plan is None or isinstance(scheduler, EpochShareLR):
+            return scheduler
+        if not created or not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            logger.warning(
+                f"dynamic_policy={self.policy.name!r} varies the epoch length, but the LR scheduler was not built by "
+                "Trainer from lr_scheduler_type: it steps once per optimizer step over the planned total and may not "
+                "reach its end value at the last step."
+            )
+            return scheduler
+        return EpochShareLR(scheduler, self.virtual_step)
 
     # ------------------------------------------------------------------ scoring pass
 
@@ -267,8 +408,10 @@ class TrainerDynamicPruning:
             if value is not None:
                 arrays[key] = value
         np.savez(folder / "arrays.npz", **arrays)
+        epoch_log = {str(k): v for k, v in self.epoch_log.items()}
         with open(folder / "state.json", "w") as f:
-            json.dump({"sampler": state, "policy": policy, "timing": self.timing}, f, indent=2, default=float)
+            json.dump({"sampler": state, "policy": policy, "timing": self.timing, "epoch_log": epoch_log}, f, indent=2,
+                      default=float)  # fmt: skip
 
     def load(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -285,3 +428,27 @@ class TrainerDynamicPruning:
         }
         self.sampler.load_state_dict(state)
         self.timing = list(meta.get("timing", []))
+        self.epoch_log = {int(k): dict(v) for k, v in meta.get("epoch_log", {}).items()}
+
+
+class EpochShareLR(torch.optim.lr_scheduler.LambdaLR):
+    """A `LambdaLR` that evaluates another `LambdaLR`'s factors at `position(step)` instead of at `step`: how a
+    schedule built over the planned steps runs over the steps actually taken (see the module docstring).
+
+    Args:
+        scheduler (`torch.optim.lr_scheduler.LambdaLR`): the schedule `Trainer` built (its optimizer and factors).
+        position (`Callable[[float], float]`): optimizer steps taken -> position in that schedule.
+    """
+
+    def __init__(self, scheduler: torch.optim.lr_scheduler.LambdaLR, position):
+        self.inner_lambdas = list(scheduler.lr_lambdas)
+        self.position = position
+        factors = [lambda step, f=f: f(self.position(step)) for f in self.inner_lambdas]
+        super().__init__(scheduler.optimizer, factors)
+
+    def state_dict(self):
+        # The factors and the position function are rebuilt by the trainer; only the step count is state.
+        state = super().state_dict()
+        state.pop("inner_lambdas", None)
+        state.pop("position", None)
+        return state

@@ -1,0 +1,169 @@
+"""SeTa, Scale Efficient Training (Zhou, Gao, Wang, "Scale Efficient Training for Large Datasets", CVPR 2025).
+
+Per pruned epoch `e` (the authors' `SeTa.prune`), with `s_i` the latest training loss of sample `i`:
+
+1. **random pruning**: draw `m = n - floor(prune_ratio * n)` samples uniformly from all `n` (a fresh draw every
+   epoch);
+2. **grouping by difficulty**: cluster their losses into `G` groups with 1-D k-means and order the groups from easy
+   (low mean loss) to hard;
+3. **sliding window, easy to hard**: at epoch 0 keep every group; then keep `w = round(G ws)` consecutive groups
+   starting at group `e mod (G - w + 1)`, so the window moves one group harder each epoch and wraps back to the
+   easiest (a cyclic curriculum that drops both the too-easy and the too-hard groups).
+
+The annealing epochs `e >= floor(delta * num_epochs)` ("partial annealing") draw `m` samples uniformly from all `n`,
+with no grouping. No loss rescaling: every trained sample has weight 1. The number trained varies with the groups'
+sizes, so the epoch length varies (`PruningTrainer` gives each epoch its own number of steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..selection import num_kept
+from .base import DynamicPolicy, Selection, register_policy
+
+
+def kmeans_1d(values: np.ndarray, k: int, max_iter: int = 300) -> np.ndarray:
+    """Lloyd's k-means on 1-D `values` from quantile starting centres (deterministic): the cluster of every value,
+    numbered by increasing centre; empty clusters are dropped, so there may be fewer than `k`."""
+    values = np.asarray(values, dtype=np.float64)
+    centres = np.unique(np.quantile(values, (np.arange(k) + 0.5) / k))
+    for _ in range(max_iter):
+        label = np.searchsorted((centres[:-1] + centres[1:]) / 2.0, values)
+        sums = np.bincount(label, weights=values, minlength=centres.size)
+        counts = np.bincount(label, minlength=centres.size)
+        new = sums[counts > 0] / counts[counts > 0]
+        if new.size == centres.size and np.allclose(new, centres, rtol=0, atol=1e-12 * (1 + np.abs(new).max())):
+            centres = new
+            break
+        centres = new
+    return np.searchsorted((centres[:-1] + centres[1:]) / 2.0, values)
+
+
+def seta_window(num_groups: int, window_scale: float, index: int) -> tuple[int, int]:
+    """`(start, stop)` of the groups kept at selection `index` (the authors' `slide_easy2hard`): all at 0, then
+    `w = round(G ws)` (half to even, at least 1) groups from `index mod (G - w + 1)`."""
+    if index == 0:
+        return 0, num_groups
+    w = max(1, round(num_groups * window_scale))
+    start = index % (num_groups - w + 1)
+    return start, start + w
+
+
+@register_policy
+class SeTa(DynamicPolicy):
+    """SeTa (Zhou et al., CVPR 2025): random pruning, then loss groups by 1-D k-means, then a sliding window from
+    easy to hard groups; partial annealing at the end (see the module docstring).
+
+    Fidelity to the authors' code (`seta.py`: `random_select_with_ratio`, `kmeans_group`, `slide_easy2hard`,
+    `SeTa.prune`, `SeTa.no_prune`): the same three steps, window arithmetic (Python's half-to-even `round`, the
+    cyclic `it mod (slide + 1)` start, all groups at the first epoch), equal-score subsets cut into chunks of
+    `ceil(m / G)` (their `torch.chunk`), partial annealing and weight 1. Deliberate differences: the subset size is
+    `n - floor(r n)` (theirs `int((1 - r) n)`); the clusters come from a deterministic 1-D Lloyd's k-means started
+    at quantiles (theirs: scikit-learn's `KMeans(random_state=0)`, k-means++; the groups agree up to samples near
+    cluster boundaries, measured in `tests/test_dynamic_fidelity.py`); samples never trained (no loss yet; their code
+    scores them 3.0) join the hardest group; empty clusters are dropped. Needs `pruning_period=1`.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction removed by the random pruning, in [0, 1); the
+            window removes more.
+        num_groups (`int`, *optional*, defaults to 5): `G`, the number of loss groups (the authors' CIFAR script
+            uses 5, their ImageNet default 10).
+        window_scale (`float`, *optional*, defaults to 0.9): the share of groups in the window, in (0, 1] (CIFAR
+            script: 0.9; ImageNet: 0.6).
+        delta (`float`, *optional*, defaults to 0.875): annealing starts at epoch `floor(delta * num_epochs)`.
+        num_epochs (`int`, *optional*): total epochs, for the annealing tail; `PruningTrainer` sets it.
+        max_ratio (`float`, *optional*, defaults to 0.9): upper bound of `prune_ratio` (their `keep_ratio >= 0.1`).
+    """
+
+    name = "seta"
+    summary = "SeTa (Zhou et al. 2025): random pruning, loss groups by k-means, easy-to-hard sliding window."
+    selects_every_epoch = True
+
+    def __init__(
+        self,
+        prune_ratio: float = 0.5,
+        num_groups: int = 5,
+        window_scale: float = 0.9,
+        delta: float = 0.875,
+        num_epochs: int | None = None,
+        max_ratio: float = 0.9,
+    ):
+        super().__init__(prune_ratio)
+        if int(num_groups) < 1:
+            raise ValueError(f"num_groups must be >= 1; got {num_groups}.")
+        if not 0.0 < float(window_scale) <= 1.0:
+            raise ValueError(f"window_scale must be in (0, 1] (the share of groups trained); got {window_scale}.")
+        if not 0.0 < float(delta) <= 1.0:
+            raise ValueError(f"delta must be in (0, 1]; got {delta}.")
+        if not 0.0 < float(max_ratio) < 1.0:
+            raise ValueError(f"max_ratio must be in (0, 1); got {max_ratio}.")
+        if num_epochs is not None and int(num_epochs) < 1:
+            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
+        self.num_groups, self.window_scale = int(num_groups), float(window_scale)
+        self.delta, self.max_ratio = float(delta), float(max_ratio)
+        self.num_epochs = None if num_epochs is None else int(num_epochs)
+
+    @property
+    def params(self):
+        return {**super().params, "num_groups": self.num_groups, "window_scale": self.window_scale,
+                "delta": self.delta, "num_epochs": self.num_epochs, "max_ratio": self.max_ratio}  # fmt: skip
+
+    @property
+    def fixed_length(self) -> bool:
+        return False
+
+    @property
+    def stop_epoch(self) -> int | None:
+        return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
+
+    def subset_size(self) -> int:
+        return num_kept(self.num_samples, min(self.prune_ratio, self.max_ratio))
+
+    def max_selected(self, epoch, num_keep):
+        return self.subset_size()
+
+    def _allocate(self, num_samples):
+        return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
+
+    def observe(self, ids, scores, labels=None) -> None:
+        """Stores the latest loss of every observed sample."""
+        ids, s = self._validate_observation(ids, scores)
+        self._tables["score"][ids] = s
+
+    def scores(self):
+        self._check_ready()
+        return self._tables["score"].copy()
+
+    def groups(self, subset: np.ndarray) -> list[np.ndarray]:
+        """The samples of `subset` (in its order) split into loss groups, easy to hard (the authors' `kmeans_group`)."""
+        score = self._tables["score"][subset]
+        seen = ~np.isnan(score)
+        g = self.num_groups
+        values = score[seen]
+        if g == 1 or values.size == 0 or values.min() == values.max():
+            # one group, or all scores equal: consecutive chunks of ceil(m / G), as torch.chunk (maybe fewer than G)
+            size = int(math.ceil(subset.size / g))
+            return [subset[i : i + size] for i in range(0, subset.size, size)]
+        label = kmeans_1d(values, g)
+        known = subset[seen]
+        out = [known[label == c] for c in range(int(label.max()) + 1)]
+        out = [grp for grp in out if grp.size]
+        if (~seen).any():
+            out[-1] = np.concatenate([out[-1], subset[~seen]])  # never trained: with the hardest
+        return out
+
+    def _select(self, epoch, num_keep, rng):
+        n = self.num_samples
+        m = self.subset_size()
+        subset = rng.permutation(n)[:m]
+        if self.stop_epoch is not None and epoch >= self.stop_epoch:
+            return Selection(subset, info={"annealing": True, "num_groups": 0})
+        groups = self.groups(subset)
+        start, stop = seta_window(len(groups), self.window_scale, epoch)
+        ids = np.concatenate(groups[start:stop])
+        info = {"annealing": False, "num_groups": len(groups), "window": [int(start), int(stop)],
+                "group_sizes": [int(grp.size) for grp in groups]}  # fmt: skip
+        return Selection(ids, info=info)

@@ -22,6 +22,38 @@ def naive_dyn_unc(p, J):
     return np.array(out)
 
 
+def official_coreset(p, window, fraction):
+    """The authors' `ImageNet/get_coreset.py`: per sample a ring buffer of `window` zeros; epoch files in order; only
+    non-zero probabilities shift in; for epoch idx with window-1 <= idx <= K-2 the unbiased std (times 10) of the
+    buffer is recorded; the score is their mean; keep the last int(n * fraction) of the ascending argsort."""
+    import torch
+
+    K, n = p.shape
+    buffer = torch.zeros(window, n, dtype=torch.float64)
+    stds = []
+    for idx in range(K):
+        row = torch.tensor(p[idx], dtype=torch.float64)
+        seen = row != 0
+        buffer[:, seen] = torch.cat([buffer[1:, seen], row[seen].unsqueeze(0)])
+        if window - 1 <= idx <= K - 2:
+            stds.append(buffer.std(dim=0) * 10)
+    score = torch.stack(stds).mean(dim=0).numpy()
+    return score, np.sort(np.argsort(score, kind="stable")[-int(n * fraction) :])
+
+
+@pytest.mark.parametrize("K,J", [(12, 10), (15, 3), (30, 10), (20, 5)])
+def test_kept_sets_equal_the_authors_coreset_script(K, J):
+    """Same scores (up to their factor 10) and the same kept ids at 25 / 50 / 70 % removed (where their
+    int(n * fraction) equals n - floor(r n); where r n is not an integer theirs keeps one fewer)."""
+    p = np.random.default_rng(K + J).random((K, 400)).astype(np.float32)
+    record = ScoreRecord.from_arrays({"p_target": p})
+    for ratio, fraction in ((0.25, 0.75), (0.5, 0.5), (0.7, 0.3)):
+        score, kept = official_coreset(p, J, fraction)
+        result = get_strategy("dyn_unc", window=J).select(record, ratio)
+        np.testing.assert_allclose(result.scores * 10, score, rtol=1e-5)
+        np.testing.assert_array_equal(result.kept_ids, kept)
+
+
 @pytest.mark.parametrize("K,J", [(12, 10), (15, 3), (7, 2), (30, 10)])
 def test_matches_naive_equations(K, J):
     p = np.random.default_rng(K * 100 + J).random((K, 23)).astype(np.float32)

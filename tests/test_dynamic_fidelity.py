@@ -198,23 +198,31 @@ def test_seta_window_is_the_authors_slide_easy2hard(groups, scale, starts):
         assert seta_window(groups, scale, it) == official(groups, it, scale) == expected
 
 
-def test_seta_groups_agree_with_sklearn_kmeans():
-    """Their groups come from scikit-learn's KMeans(random_state=0); ours from a deterministic 1-D Lloyd's. On
-    separated clusters the groups are identical; on a skewed loss table the group (as easy-to-hard rank) agrees for
-    nearly every sample."""
+def test_seta_groups_are_a_kmeans_at_least_as_good_as_sklearns():
+    """Their groups come from scikit-learn's KMeans(random_state=0) (one k-means++ start); ours from Lloyd's
+    algorithm with several deterministic starts. Both are local optima: on separated clusters the groups are
+    identical, and on skewed loss tables ours has an inertia no higher than theirs (at G = 5 the group, as an
+    easy-to-hard rank, agrees for 91-100 % of the samples)."""
     from sklearn.cluster import KMeans
 
-    def sklearn_rank(values, k):
-        labels = KMeans(n_clusters=k, random_state=0).fit(values[:, None]).labels_
-        order = np.argsort([values[labels == c].mean() for c in range(k)])
-        return np.argsort(order)[labels]
+    def fit(values, k):
+        km = KMeans(n_clusters=k, random_state=0).fit(values[:, None])
+        order = np.argsort([values[km.labels_ == c].mean() for c in range(k)])
+        return np.argsort(order)[km.labels_], km.inertia_
+
+    def inertia(values, labels):
+        return sum(((values[labels == c] - values[labels == c].mean()) ** 2).sum() for c in np.unique(labels))
 
     rng = np.random.default_rng(0)
     separated = np.concatenate([rng.normal(c, 0.05, 200) for c in (0.1, 1.0, 2.0, 3.5, 5.0)])
-    np.testing.assert_array_equal(kmeans_1d(separated, 5), sklearn_rank(separated, 5))
-    skewed = rng.lognormal(0.0, 1.0, 5000)
-    agree = (kmeans_1d(skewed, 5) == sklearn_rank(skewed, 5)).mean()
-    assert agree > 0.97, agree
+    np.testing.assert_array_equal(kmeans_1d(separated, 5), fit(separated, 5)[0])
+    for values in (rng.lognormal(0.0, 1.0, 5000), rng.gamma(2.0, 1.0, 5000), rng.lognormal(0.0, 1.7, 5000)):
+        for k in (5, 10):
+            ours = kmeans_1d(values, k)
+            theirs, their_inertia = fit(values, k)
+            assert inertia(values, ours) <= their_inertia * (1 + 1e-6)
+            if k == 5:
+                assert (ours == theirs).mean() > 0.9
 
 
 def official_seta_selection(losses, subset, epoch, num_groups, window_scale):

@@ -43,6 +43,10 @@ class Cartography(Strategy):
     * `"easy"` (easy-to-learn): score = confidence, keeps the **highest**;
     * `"hard"` (hard-to-learn): score = confidence, keeps the **lowest**.
 
+    Fidelity to the authors' code (`allenai/cartography`, `compute_train_dy_metrics`): the same confidence (mean) and
+    variability (`np.std`, ddof = 0) of the gold-label probability over the recorded epochs. Deliberate difference:
+    epochs that did not see a sample are left out of its mean and std.
+
     Parameters: `CartographyConfig` (`region`, `epochs`).
     """
 

@@ -200,6 +200,14 @@ class DynUnc(Strategy):
     """Dynamic Uncertainty (He et al. 2023, arXiv:2306.05175, Eq. 2-3): the mean over sliding windows of `J`
     epochs of the sample std (ddof = 1) of the target-class probability. Keeps the **highest** (most uncertain).
 
+    Fidelity to the authors' code (`BAAI-DCAI/Dataset-Pruning`, `ImageNet/get_coreset.py`): the same `K - J` windows
+    (the last epoch is in none), the same unbiased std and the same kept ids (`tests/test_dyn_unc.py`, identical for
+    several `K`, `J` and ratios). Deliberate differences: the kept count is `n - floor(r n)` (theirs
+    `int(n * fraction)`, one fewer whenever `r n` is not an integer, e.g. 750 vs 751 of 1,001 at 25 % removed);
+    a sample not seen in an epoch is NaN and its windows use the epochs that saw it (their code treats a probability
+    of exactly 0 as "not seen" and keeps the older values in its buffer, zeros at first); their factor 10 is dropped
+    (it changes no ranking); ties go to the lower sample id.
+
     Parameters: `DynUncConfig` (`window`, `signal`).
 
     Example:

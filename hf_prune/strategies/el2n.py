@@ -44,6 +44,11 @@ class EL2N(Strategy):
     are given (`select([record_1, record_2, ...], ...)`; the Dyn-Unc paper averages ten runs at epoch 30).
     Keeps the **highest** (hardest).
 
+    Fidelity to the data-diet code (`scores.py`, `get_lord_error_fn`; `get_mean_score.py`): the same norm and the same
+    mean over runs of each run's norm. Deliberate differences: the probabilities are the training step's (train mode,
+    augmented inputs) unless the record was made with `record_clean_view=True` (theirs: eval mode, un-augmented, at a
+    saved checkpoint); where the chosen epoch did not see a sample its latest earlier epoch is used.
+
     Parameters: `EL2NConfig` (`epoch`).
     """
 

@@ -32,6 +32,10 @@ class Entropy(Strategy):
     ``H(x) = -sum_c p_c(x) log p_c(x)``, read from the recorded `entropy` signal at the last epoch (where the last
     epoch did not see a sample, its latest earlier epoch). Keeps the **highest** (most uncertain).
 
+    Fidelity: the definition of the selection-via-proxy code (entropy of the proxy model's softmax); tested against a
+    naive computation. Deliberate difference: the probabilities are the last training epoch's (train mode) unless the
+    record was made with `record_clean_view=True` (theirs: a separate inference pass of the trained model).
+
     Parameters: `EntropyConfig` (`epoch`).
     """
 

@@ -31,6 +31,9 @@ class RandomPruning(Strategy):
     so the kept set is a uniformly random subset of the right size (per class with `class_balanced=True`). The same
     seed gives the same subset on every machine.
 
+    Fidelity: the papers' random baselines draw with their own (usually unseeded) generators; only the distribution
+    (uniform without replacement) can agree, and does.
+
     Parameters: `RandomConfig` (`seed`).
 
     Example:

@@ -60,6 +60,11 @@ class SelfSupervisedPrototypes(Strategy):
     Clustering is k-means in torch (`hf_prune.kmeans`: Lloyd on a sample of at most 256 rows per centre, as faiss
     does, then every row assigned), reading the on-disk features chunk by chunk.
 
+    Fidelity: given the centroids, the score is exactly the paper's distance to the nearest one (tested); the
+    centroids come from this k-means (faiss's recipe: Lloyd on a sample after k-means++) where Sorscher et al. ran
+    faiss k-means on SwAV embeddings, so the clusters agree only up to k-means' own variability. No pruning code of
+    theirs is public.
+
     Parameters: `SSPConfig` (`features`, `num_clusters`, `normalize`, `per_class`, `num_iter`,
     `max_points_per_centre`, `seed`).
     """

@@ -43,6 +43,9 @@ class StaticUncertainty(Strategy):
     Dyn-Unc's Table 7 compares with this method taking "the first five or six epochs"; hence `window=5`. With a
     complete record the ranking does not depend on `ddof` (every sample has the same number of epochs).
 
+    Fidelity: no authors' code for this baseline exists (Dyn-Unc's paper describes it in one sentence); tested against
+    the definition above, and equal to the first window of `dyn_unc`.
+
     Parameters: `StaticUncertaintyConfig` (`window`, `start`, `signal`, `ddof`).
     """
 

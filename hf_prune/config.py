@@ -194,7 +194,12 @@ def _check_dynamic_args(args: PruningArguments) -> list[str]:
             f"dynamic_scoring must be 'pass' (a scoring pass over the train set every pruning_period epochs) or "
             f"'train_loss' (the training losses of the samples seen); got {args.dynamic_scoring!r}."
         )
-    policy_from_args(args, num_epochs_of(args))  # the policy checks its own parameters (alpha, epsilon, c, delta)
+    policy = policy_from_args(args, num_epochs_of(args))  # the policy checks its own parameters (alpha, c, delta)
+    if policy.selects_every_epoch and args.pruning_period != 1:
+        raise ValueError(
+            f"dynamic_policy={args.dynamic_policy!r} draws a new selection every epoch (its rule counts them); use "
+            f"pruning_period=1, got {args.pruning_period}."
+        )
     signals = list(args.record_signals)
     if args.dynamic_scoring == "train_loss" and "loss" not in signals:
         signals.append("loss")

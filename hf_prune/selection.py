@@ -17,7 +17,10 @@ share, each decided in exactly one place.
   `O(n log n)` however many classes. Static selections remove `floor(prune_ratio * n_c)` from every class `c`
   (`class_quotas_by_ratio`); dynamic ones split an exact total `k` in proportion to class sizes, the remainder
   going to the largest fractional parts (`class_quotas_by_total`). Label `-1` (unknown) is a class of its own.
-* **Coverage** (`ccs_kept_ids`): coverage-centric stratified sampling (Zheng et al. 2023) instead of a ranking.
+  `group_by_label` groups samples by class with the same single sort, for per-class computations (Moderate's
+  centres, SSP's per-class k-means, DUAL's per-class draws).
+* **Coverage** (`ccs_kept_ids`): coverage-centric stratified sampling (Zheng et al. 2023) instead of a ranking, with
+  the authors' strata and infinite scores in strata of their own.
 """
 
 from __future__ import annotations

@@ -379,6 +379,9 @@ def make_args(tmp_path, **kw):
         ({"dynamic_scoring": "eval"}, "dynamic_scoring must be 'pass'"),
         ({"dynamic_alpha": 0.0}, "alpha must be in \\(0, 1\\]"),
         ({"dynamic_policy": "epsilon_greedy", "dynamic_epsilon": 2.0}, "epsilon must be in \\[0, 1\\]"),
+        ({"dynamic_policy": "rs2", "pruning_period": 2}, "use pruning_period=1"),
+        ({"dynamic_policy": "seta", "seta_window_scale": 0.0}, "window_scale must be in"),
+        ({"dynamic_policy": "infobatch", "infobatch_delta": 0.0}, "delta must be in"),
     ],
 )
 def test_bad_arguments_get_clear_errors(tmp_path, kw, match):

@@ -3,8 +3,8 @@
 ```python
 >>> from hf_prune import get_strategy, list_strategies
 >>> list(list_strategies())
-['aum', 'cartography', 'ccs', 'dyn_unc', 'el2n', 'entropy', 'forgetting', 'grand', 'moderate', 'random', 'ssp',
- 'static_uncertainty']
+['aum', 'cartography', 'ccs', 'dual', 'dyn_unc', 'el2n', 'entropy', 'forgetting', 'grand', 'moderate', 'random',
+ 'ssp', 'static_uncertainty']
 >>> get_strategy("dyn_unc", window=10).select(record, prune_ratio=0.25)
 >>> get_strategy("forgetting").select(record, prune_ratio=0.5, class_balanced=True, selection="ccs", hard_cutoff=0.1)
 ```
@@ -17,12 +17,13 @@
 | `forgetting` | Toneva et al. 2019 | correct->wrong transitions; never learned = inf | highest |
 | `entropy` | Coleman et al. 2020 | final model's prediction entropy | highest |
 | `el2n` | Paul et al. 2021 | ||softmax - onehot|| early, mean over runs | highest |
-| `grand` | Paul et al. 2021 | last-layer gradient norm ||p - y|| sqrt(1 + ||h||^2) | highest |
+| `grand` | Paul et al. 2021 | gradient norm (full network, or last layer ||p - y|| sqrt(1 + ||h||^2)), runs averaged | highest |
 | `cartography` | Swayamdipta et al. 2020 | variability (ambiguous) / confidence (easy, hard) | highest / lowest |
-| `aum` | Pleiss et al. 2020 | mean over epochs of the logit margin | lowest |
-| `moderate` | Xia et al. 2023 | |distance to class centre - median| in feature space | lowest |
+| `aum` | Pleiss et al. 2020 | mean over epochs of the logit margin | lowest (hard/mislabeled) |
+| `moderate` | Xia et al. 2023 | rank distance of the class-median distance from the median rank | lowest (central band) |
 | `ssp` | Sorscher et al. 2022 | distance to nearest k-means centroid in feature space | highest |
 | `ccs` | Zheng et al. 2023 | stratified sampling over any other score, hard cutoff | (strata) |
+| `dual` | Cho et al. 2025 | early-epoch std x (1 - mean) of p_target; Beta sampling | highest (sampled) |
 
 Each strategy is a `StrategyConfig` dataclass of its parameters (`DynUncConfig`, ...) plus a pure `compute(record)`.
 Record-based methods read what `PruningTrainer` records (`record_signals`); `moderate`, `ssp` (and `grand`'s feature

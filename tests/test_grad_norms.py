@@ -4,6 +4,7 @@ backward per sample, through a `PruningTrainer` (ids kept, eval mode), and feeds
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +25,7 @@ def autograd_norms(model, pixel_values, labels):
     return np.array(out)
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")  # vmap over CPU attention: slow, exact
 def test_vmapped_norms_equal_one_backward_per_sample():
     ds = small_image_dataset(12)
     batch = collate([ds[i] for i in range(12)])

@@ -7,6 +7,7 @@ what to do, and round-trips to JSON through `TrainingArguments.to_json_string`.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from transformers import TrainingArguments
 
 from .dynamic import list_policies
 from .dynamic.trainer_hooks import SCORING_MODES, num_epochs_of, policy_from_args
-from .recording import DEFAULT_SIGNALS, check_signals
+from .recording import DEFAULT_SIGNALS, check_record_dtype, check_signals
 from .selection import check_ratio
 
 
@@ -30,6 +31,11 @@ class PruningArguments(TrainingArguments):
     - **score_record_dir** -- where the record goes, relative to `output_dir`.
     - **record_num_samples** -- length of the unpruned split, when training on a pruned view that carries
       `sample_id` already.
+    - **record_dtype** -- `"float32"` (default) or `"float16"` storage of the recorded values (half the disk).
+    - **overwrite_score_record** -- start a new record although `<output_dir>/<score_record_dir>` holds one (the old
+      one is moved aside to `<score_record_dir>.old-<time>`, never deleted). Without it such a run is refused.
+    - **dyn_unc_window** -- the Dyn-Unc window `J` you will score this record with; checked against the number of
+      epochs before training starts (Dyn-Unc needs `J < epochs`).
 
     Dynamic pruning (`hf_prune.dynamic`; off unless `dynamic_policy` is set):
 
@@ -77,6 +83,27 @@ class PruningArguments(TrainingArguments):
         metadata={
             "help": "Number of rows of the unpruned train split. Only needed when the train dataset is already a "
             "pruned view carrying a `sample_id` column; defaults to max(sample_id) + 1 there, else len(dataset)."
+        },
+    )
+    record_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "Storage dtype of the recorded values: float32, or float16 (half the disk and the epoch-end "
+            "traffic; p_target keeps about 3 significant digits)."
+        },
+    )
+    overwrite_score_record: bool = field(
+        default=False,
+        metadata={
+            "help": "Start a new score record even though output_dir already holds one. The old record is moved aside "
+            "to <score_record_dir>.old-<time> (never deleted). Without this flag such a run is refused before training."
+        },
+    )
+    dyn_unc_window: int | None = field(
+        default=None,
+        metadata={
+            "help": "The Dyn-Unc window J you will score this record with; checked against num_train_epochs before "
+            "training starts (Dyn-Unc needs J < epochs, and J >= 2)."
         },
     )
 
@@ -157,6 +184,9 @@ class PruningArguments(TrainingArguments):
         self.record_signals = check_signals(self.record_signals)
         if self.record_num_samples is not None and self.record_num_samples <= 0:
             raise ValueError(f"record_num_samples must be positive; got {self.record_num_samples}.")
+        self.record_dtype = check_record_dtype(self.record_dtype)
+        if self.dyn_unc_window is not None:
+            check_window_fits(self.dyn_unc_window, None if self.max_steps > 0 else self.num_train_epochs)
         if self.dynamic_policy is not None:
             # Raises clear errors for a bad policy, ratio, period or scoring mode; adds the "loss" signal that
             # dynamic_scoring="train_loss" feeds to the policy.
@@ -204,3 +234,26 @@ def _check_dynamic_args(args: PruningArguments) -> list[str]:
     if args.dynamic_scoring == "train_loss" and "loss" not in signals:
         signals.append("loss")
     return signals
+
+
+def check_window_fits(window, num_epochs: float | None) -> None:
+    """Refuses a Dyn-Unc window `J` that the run's `num_epochs` cannot score (Eq. 3 needs `2 <= J <= K - 1`).
+
+    `num_epochs=None` (a run bounded by `max_steps`) checks `J` alone; `PruningTrainer` checks it again once Trainer
+    knows the number of epochs.
+    """
+    if isinstance(window, bool) or int(window) != window or window < 2:
+        raise ValueError(f"dyn_unc_window must be an integer >= 2 (a std needs two epochs); got {window!r}.")
+    if num_epochs is None:
+        return
+    epochs = int(math.ceil(num_epochs))
+    if window < epochs:
+        return
+    if epochs >= 3:
+        fix = f"use a window between 2 and {epochs - 1}, or train for at least {int(window) + 1} epochs"
+    else:
+        fix = f"train for at least {int(window) + 1} epochs (any window needs at least 3)"
+    raise ValueError(
+        f"dyn_unc_window={window} needs more epochs than num_train_epochs={num_epochs}: Dyn-Unc averages K - J "
+        f"windows of J epochs, so J must be below the number of epochs K. Refused before training: {fix}."
+    )

@@ -1,9 +1,11 @@
 """Per-sample feature vectors for the geometry-based strategies (`moderate`, `ssp`, optionally `grand`).
 
-`extract_features(trainer)` runs one no-grad pass over the training split through the trainer's own evaluation
-dataloader (so it is sharded across processes by Accelerate), keeps every sample's `sample_id`, gathers ids and
-features from all processes batch by batch and writes them, de-duplicated by id, into a memory-mapped float16
-`[n, d]` file on the main process. 1,281,167 x 768 features take 1.97 GB on disk and never need float32 in RAM.
+`extract_features(trainer)` runs one no-grad pass over the training split through the trainer's dataloader machinery
+(`PruningTrainer.sample_id_dataloader`: sharded across processes by Accelerate, ids carried beside the items, never
+Trainer's cached eval loader), gathers ids and features from all processes batch by batch and writes them,
+de-duplicated by id, into a preallocated float16 `[n, d]` file on the main process with ordinary file writes (a full
+disk gives an `OSError`, not a SIGBUS). 1,281,167 x 768 features take 1.97 GB on disk and never need float32 in RAM.
+An error on any process (a bad batch, a full disk) stops every process, not just the one that hit it.
 
 Layout of a feature folder (by default `<output_dir>/features`, next to `<output_dir>/scores`)::
 
@@ -37,7 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .sample_ids import LABEL_COLUMNS, SAMPLE_ID_COLUMN, add_sample_ids
+from .distributed import raise_on_every_rank
+from .record import allocate_file
+from .sample_ids import LABEL_COLUMNS, SAMPLE_ID_COLUMN, is_iterable_dataset, sample_id_range
 
 
 FEATURES_FILE = "features.npy"
@@ -292,7 +296,7 @@ def extract_features(
     sharding and the padding duplicates of distributed evaluation do not matter.
 
     Args:
-        trainer (`PruningTrainer`): gives the dataloader (`get_eval_dataloader`: eval batch size, collator,
+        trainer (`PruningTrainer`): gives the dataloader (`sample_id_dataloader`: eval batch size, collator,
             distributed sharding), the accelerator and, unless `feature_model` is given, the model.
         dataset (`datasets.Dataset`, *optional*): the training split with the *eval* transform; defaults to
             `trainer.train_dataset`. Row position = sample id unless it carries a `sample_id` column.
@@ -316,9 +320,22 @@ def extract_features(
     >>> get_strategy("moderate").select(trainer.score_record, prune_ratio=0.3)  # finds run/features
     ```
     """
+    if not hasattr(trainer, "sample_id_dataloader"):
+        raise TypeError(
+            f"extract_features needs a PruningTrainer (it carries sample ids through the dataloader); got "
+            f"{type(trainer).__name__}."
+        )
     accelerator = trainer.accelerator
-    dataset = trainer.train_dataset if dataset is None else add_sample_ids(dataset, "feature dataset")
+    dataset = trainer.train_dataset if dataset is None else dataset
+    if is_iterable_dataset(dataset):
+        raise ValueError("extract_features takes a map-style dataset (the training split with the eval transform).")
     n = int(num_samples or getattr(trainer, "num_samples", None) or len(dataset))
+    span = sample_id_range(dataset)
+    if span is not None and (span[0] < 0 or span[1] >= n):
+        raise ValueError(
+            f"The feature dataset has sample ids in [{span[0]}, {span[1]}], outside [0, {n}): pass `num_samples`, the "
+            "length of the unpruned split."
+        )
     output_dir = Path(output_dir) if output_dir is not None else Path(trainer.args.output_dir) / DEFAULT_FEATURES_DIR
     if feature_model is not None:
         model = feature_model.to(accelerator.device)
@@ -329,61 +346,113 @@ def extract_features(
     was_training = model.training
     model.eval()
     fn = make_feature_fn(model, layer, pool)
-    dataloader = trainer.get_eval_dataloader(dataset)
-    out = seen = None
     is_main = accelerator.is_main_process
+    writer = _FeatureWriter(output_dir, n, np.dtype(dtype)) if is_main else None
+    write_error = None
     try:
-        for batch in dataloader:
-            batch = trainer._prepare_inputs(batch)
-            if SAMPLE_ID_COLUMN not in batch:
-                raise ValueError(
-                    f"The batches have no `{SAMPLE_ID_COLUMN}` (keys: {list(batch)}): extract features through a "
-                    "`PruningTrainer`, whose collator keeps it."
-                )
-            ids = batch.pop(SAMPLE_ID_COLUMN).long().view(-1)
-            for key in LABEL_COLUMNS:
-                batch.pop(key, None)
-            with trainer.autocast_smart_context_manager():
-                feats = fn(batch)
-            feats = feats.float().reshape(ids.shape[0], -1)
+        batches = iter(trainer.sample_id_dataloader(dataset, "Feature pass"))
+        while True:
+            error, ids, feats = None, None, None
+            try:
+                batch = next(batches, None)
+                if batch is not None:
+                    batch = trainer._prepare_inputs(batch)
+                    ids = batch.pop(SAMPLE_ID_COLUMN).long().view(-1)
+                    for key in LABEL_COLUMNS:
+                        batch.pop(key, None)
+                    with trainer.autocast_smart_context_manager():
+                        feats = fn(batch)
+                    feats = feats.float().reshape(ids.shape[0], -1)
+            except Exception as err:  # noqa: BLE001 - raised on every rank just below
+                error = err
+            # A bad batch on one process must stop all of them, not leave the others waiting in the next gather.
+            raise_on_every_rank(error, accelerator, "the feature pass")
+            if batch is None:
+                break  # every process runs out together (accelerate evens out the batches)
             if accelerator.num_processes > 1:
                 ids = accelerator.gather(accelerator.pad_across_processes(ids, dim=0, pad_index=-1))
                 feats = accelerator.gather(accelerator.pad_across_processes(feats, dim=0))
-            if not is_main:
+            if writer is None or write_error is not None:
                 continue
-            ids_np = ids.cpu().numpy()
-            valid = ids_np >= 0
-            ids_np, feats_np = ids_np[valid], feats.cpu().numpy()[valid]
-            if ids_np.size and (ids_np.max() >= n):
-                raise ValueError(f"sample_id {ids_np.max()} is outside [0, {n}); pass `num_samples`.")
-            if out is None:
-                output_dir.mkdir(parents=True, exist_ok=True)
-                out = np.lib.format.open_memmap(
-                    output_dir / FEATURES_FILE, mode="w+", dtype=np.dtype(dtype), shape=(n, feats_np.shape[1])
-                )
-                seen = np.zeros(n, dtype=bool)
-            # A duplicate id (distributed padding) is the same sample in eval mode: writing it twice is harmless.
-            out[ids_np] = feats_np
-            seen[ids_np] = True
+            try:
+                ids_np = ids.cpu().numpy()
+                valid = ids_np >= 0
+                writer.write(ids_np[valid], feats.cpu().numpy()[valid])
+            except Exception as err:  # noqa: BLE001 - the main process keeps gathering, then every rank raises
+                write_error = err
     finally:
         model.train(was_training)
-    if is_main:
-        if out is None:
-            raise ValueError("The feature pass saw no samples: the dataset is empty.")
-        out.flush()
-        dim = out.shape[1]
-        del out
-        np.save(output_dir / SEEN_FILE, seen)
-        meta = {
-            "num_samples": n,
-            "dim": dim,
-            "dtype": dtype,
-            "num_missing": int((~seen).sum()),
-            "layer": layer or "penultimate",
-            "pool": pool,
-            "model": model_name,
-            "feature_model": feature_model is not None,
-        }
-        (output_dir / META_FILE).write_text(json.dumps(meta, indent=2))
-    accelerator.wait_for_everyone()
+    if writer is not None and write_error is None:
+        try:
+            writer.finish(
+                {
+                    "layer": layer or "penultimate",
+                    "pool": pool,
+                    "model": model_name,
+                    "feature_model": feature_model is not None,
+                }
+            )
+        except Exception as err:  # noqa: BLE001
+            write_error = err
+    if writer is not None:
+        writer.close()
+    raise_on_every_rank(write_error, accelerator, f"writing the features to {output_dir}")
     return FeatureStore.load(output_dir)
+
+
+class _FeatureWriter:
+    """The main process's side of the feature pass: a preallocated `[n, d]` file written with `os.pwrite`."""
+
+    def __init__(self, output_dir: Path, n: int, dtype: np.dtype):
+        self.output_dir, self.n, self.dtype = output_dir, n, dtype
+        self.fd: int | None = None
+        self.offset = 0
+        self.dim = 0
+        self.seen = np.zeros(n, dtype=bool)
+
+    def write(self, ids: np.ndarray, feats: np.ndarray) -> None:
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n):
+            raise ValueError(f"sample_id {ids.max()} is outside [0, {self.n}); pass `num_samples`.")
+        if self.fd is None:
+            self._open(feats.shape[1])
+        # A duplicate id (distributed padding) is the same sample in eval mode: writing it twice is harmless.
+        order = np.argsort(ids, kind="stable")
+        ids, rows = ids[order], np.ascontiguousarray(feats[order], dtype=self.dtype)
+        starts = np.flatnonzero(np.diff(ids, prepend=-2) != 1)  # runs of consecutive ids: one write each
+        for a, b in zip(starts, [*starts[1:], ids.size]):
+            self._pwrite(rows[a:b], self.offset + int(ids[a]) * self.dim * self.dtype.itemsize)
+        self.seen[ids] = True
+
+    def _open(self, dim: int) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        path = self.output_dir / FEATURES_FILE
+        with open(path, "wb") as f:
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n, dim)}
+            np.lib.format.write_array_header_1_0(f, header)
+            self.offset = f.tell()
+        allocate_file(path, self.offset + self.n * dim * self.dtype.itemsize)
+        self.fd = os.open(path, os.O_RDWR)
+
+    def _pwrite(self, rows: np.ndarray, offset: int) -> None:
+        view = memoryview(rows).cast("B")
+        path = self.output_dir / FEATURES_FILE
+        while view.nbytes:
+            try:
+                written = os.pwrite(self.fd, view, offset)
+            except OSError as err:
+                raise OSError(err.errno, f"Writing features failed at {path}: {err.strerror}", str(path)) from None
+            view, offset = view[written:], offset + written
+
+    def finish(self, metadata: dict) -> None:
+        if self.fd is None:
+            raise ValueError("The feature pass saw no samples: the dataset is empty.")
+        os.fsync(self.fd)
+        np.save(self.output_dir / SEEN_FILE, self.seen)
+        meta = {"num_samples": self.n, "dim": self.dim, "dtype": str(self.dtype), "num_missing": int((~self.seen).sum())}
+        (self.output_dir / META_FILE).write_text(json.dumps({**meta, **metadata}, indent=2))
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

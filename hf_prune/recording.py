@@ -1,12 +1,21 @@
-"""Per-sample signals from the logits a training step already has, buffered on the device, gathered once per epoch.
+"""Per-sample signals from the logits a training step already has, buffered on the device, handed over once per epoch.
 
 The hot path (`Recorder.add`) runs a handful of element-wise ops on `[batch, classes]` logits under `no_grad` and
-appends to a list: no host synchronisation, no extra forward pass. At the end of an epoch `Recorder.gather`
-pads every rank's buffer to the same length, all-gathers ids, labels and values *together* in one tensor and
-de-duplicates by sample id, so every sample seen in the epoch is recorded exactly once, whatever the uneven last
-batches, `drop_last`, gradient accumulation or the padding duplicates of distributed samplers.
+appends compact tensors (int64 ids, int32 labels, float32 or float16 values) to a list: no host synchronisation, no
+extra forward pass. At the end of an epoch:
+
+* `Recorder.local_rows` de-duplicates this rank's rows by sample id *on the device* (first occurrence kept) and
+  `Recorder.packed_rows` packs labels and values into one byte row per id, which
+  `hf_prune.distributed.stream_rows_to_main` streams to the main process range by range (bounded memory, only the
+  main process receives rows) for `ScoreRecord.epoch_writer`;
+* `Recorder.gather` all-gathers (id, label, value) triples of chosen signals to *every* rank, for the dynamic
+  policies that need the score table everywhere.
+
+Either way every sample seen in the epoch is recorded exactly once (first occurrence in (rank, step) order), whatever
+the uneven last batches, `drop_last`, gradient accumulation or the padding duplicates of distributed samplers.
 (`accelerator.gather_for_metrics` is not used: in a training loop with gradient accumulation it drops real
 samples, because it trims by the length of the dataset in the *last* batch it saw.)
+A label below 0 (the ignore index, -100) gives NaN signals and label -1 ("unknown"), not an error.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
     * `logit_margin`: label logit minus the largest other logit (the margin of AUM, Pleiss et al. 2020).
     * `entropy`: entropy of the softmax (nats).
     * `el2n`: `|| softmax - onehot(label) ||_2` (Paul et al. 2021).
+
+    A negative label (the ignore index of `CrossEntropyLoss`, -100) gives NaN in every signal of that sample.
     """
     logits = logits.detach().float()
     if logits.dim() != 2:
@@ -74,6 +85,8 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
             f"Got {labels.shape[0]} labels for {logits.shape[0]} logits: PruningTrainer records against one hard "
             "class label per sample (soft or multi-label targets are not supported)."
         )
+    valid = labels >= 0
+    labels = torch.where(valid, labels, torch.zeros_like(labels))  # any class: the row is NaN-ed below
     log_p = F.log_softmax(logits, dim=-1)
     idx = labels.unsqueeze(1)
     log_p_target = log_p.gather(1, idx).squeeze(1)
@@ -101,71 +114,178 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
             columns.append(err.norm(dim=1))
         else:
             raise ValueError(f"Unknown signal {name!r}; choose from {list(SIGNALS)}.")
-    return torch.stack(columns, dim=1)
+    values = torch.stack(columns, dim=1)
+    return torch.where(valid.unsqueeze(1), values, torch.full_like(values, float("nan")))
+
+
+RECORD_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def check_record_dtype(dtype: str) -> str:
+    """Returns `dtype` if it is a supported storage dtype of record values (`"float32"` or `"float16"`)."""
+    if dtype not in RECORD_DTYPES:
+        raise ValueError(f"record_dtype must be one of {sorted(RECORD_DTYPES)}; got {dtype!r}.")
+    return dtype
+
+
+def dedup_first(ids: torch.Tensor, *columns: torch.Tensor):
+    """Sorts `ids` and keeps the first occurrence of each (stable), with the matching rows of `columns`. On device."""
+    ids, order = torch.sort(ids, stable=True)
+    first = torch.ones_like(ids, dtype=torch.bool)
+    first[1:] = ids[1:] != ids[:-1]
+    keep = order[first]
+    return (ids[first], *(c[keep] for c in columns))
+
+
+def _bytes_of(t: torch.Tensor) -> torch.Tensor:
+    """`[m, ...]` -> `[m, bytes per row]` uint8, a view of the same memory."""
+    t = t.contiguous()
+    return t.view(torch.uint8).reshape(t.shape[0], -1)
 
 
 class Recorder:
-    """Buffers `(sample_id, label, signals)` rows for one epoch on this process.
+    """Buffers `(sample_id, label, signals)` rows for one epoch on this process, on the device.
 
     Args:
         signals (`Sequence[str]`): which signals to compute (see `compute_signals`).
+        dtype (`str`, *optional*, defaults to `"float32"`): how values are kept and sent: `"float32"` or `"float16"`.
+
+    Example:
+
+    ```python
+    >>> recorder = Recorder(["p_target", "loss"])
+    >>> recorder.add(torch.tensor([4, 1]), logits, labels)      # every training (micro-)batch
+    >>> ids, labels, values = recorder.local_rows()              # this rank, de-duplicated, sorted by id
+    ```
     """
 
-    def __init__(self, signals: Sequence[str]):
+    def __init__(self, signals: Sequence[str], dtype: str = "float32"):
         self.signals = check_signals(signals)
-        self._rows: list[torch.Tensor] = []
+        self.dtype = check_record_dtype(dtype)
+        self._ids: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+        self._values: list[torch.Tensor] = []
+        self._num_rows = 0
 
     def __len__(self) -> int:
-        return sum(r.shape[0] for r in self._rows)
+        return self._num_rows
+
+    @property
+    def num_rows(self) -> int:
+        """Rows added since the last reset (duplicates included); known without touching the device."""
+        return self._num_rows
 
     @torch.no_grad()
     def add(self, sample_ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Records one (micro-)batch. Stays on the logits' device; no host synchronisation."""
         values = compute_signals(logits, labels, self.signals)
-        ids = sample_ids.to(device=values.device, dtype=torch.float64).view(-1, 1)
-        lab = labels.to(device=values.device, dtype=torch.float64).view(-1, 1)
-        # float64 holds int64 ids exactly up to 2**53, so ids, labels and values travel in one tensor.
-        self._rows.append(torch.cat([ids, lab, values.double()], dim=1))
+        ids = sample_ids.detach().to(device=values.device, dtype=torch.int64).view(-1)
+        if ids.shape[0] != values.shape[0]:
+            raise ValueError(f"Got {ids.shape[0]} sample ids for a batch of {values.shape[0]} samples.")
+        lab = labels.detach().to(device=values.device).view(-1)
+        lab = torch.where(lab >= 0, lab, torch.full_like(lab, -1)).to(torch.int32)
+        self._ids.append(ids)
+        self._labels.append(lab)
+        self._values.append(values.to(RECORD_DTYPES[self.dtype]))
+        self._num_rows += ids.shape[0]
 
     def reset(self) -> None:
-        self._rows = []
+        self._ids, self._labels, self._values = [], [], []
+        self._num_rows = 0
+
+    def _concat(self, device=None):
+        width = len(self.signals)
+        if not self._ids:
+            device = device if device is not None else "cpu"
+            return (
+                torch.zeros(0, dtype=torch.int64, device=device),
+                torch.zeros(0, dtype=torch.int32, device=device),
+                torch.zeros(0, width, dtype=RECORD_DTYPES[self.dtype], device=device),
+            )
+        ids, labels, values = torch.cat(self._ids), torch.cat(self._labels), torch.cat(self._values)
+        if device is not None:
+            ids, labels, values = ids.to(device), labels.to(device), values.to(device)
+        return ids, labels, values
+
+    def local_rows(self, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """This rank's rows of the epoch, sorted by id, each id once (its first occurrence): `(ids int64 [m],
+        labels int32 [m] (-1 = unknown), values [m, len(signals)])`, on the device."""
+        return dedup_first(*self._concat(device))
+
+    def packed_rows(self, labels: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Labels and values as one uint8 row per id (`[m, 4 + len(signals) * itemsize]`), for streaming."""
+        return torch.cat([_bytes_of(labels.to(torch.int32)), _bytes_of(values.to(RECORD_DTYPES[self.dtype]))], dim=1)
+
+    def unpack_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inverse of `packed_rows` on the host: `(labels int32 [k], values [k, len(signals)])`."""
+        rows = np.asarray(rows, dtype=np.uint8).reshape(-1, 4 + len(self.signals) * np.dtype(self.dtype).itemsize)
+        labels = np.ascontiguousarray(rows[:, :4]).view(np.int32).reshape(-1)
+        values = np.ascontiguousarray(rows[:, 4:]).view(np.dtype(self.dtype)).reshape(-1, len(self.signals))
+        return labels, values
 
     def state_dict(self) -> dict:
-        """The un-gathered rows of the epoch in progress, for checkpoints (CPU tensors)."""
-        rows = torch.cat(self._rows).cpu() if self._rows else torch.zeros(0, 2 + len(self.signals), dtype=torch.float64)
-        return {"signals": self.signals, "rows": rows}
+        """The un-gathered rows of the epoch in progress, for checkpoints (CPU tensors, compact dtypes)."""
+        ids, labels, values = self._concat()
+        return {
+            "signals": self.signals,
+            "dtype": self.dtype,
+            "ids": ids.cpu(),
+            "labels": labels.cpu(),
+            "values": values.cpu(),
+        }
 
-    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu", append: bool = False) -> None:
+        """Restores rows saved by `state_dict` (or by hf_prune <= 0.1's float64 `rows`); `append` adds them after the
+        rows already held (merging several ranks' rows after a change of world size)."""
         if list(state["signals"]) != self.signals:
             raise ValueError(
                 f"The checkpoint recorded signals {state['signals']} but this run records {self.signals}; resume with "
                 "the same `record_signals`."
             )
-        self._rows = [state["rows"].to(device)] if state["rows"].shape[0] else []
-
-    def gather(self, accelerator=None, device: torch.device | str | None = None):
-        """All-gathers this epoch's rows from every process and de-duplicates by sample id.
-
-        Every process must call it (it is a collective). Returns `(ids [m] int64, labels [m] int64,
-        {signal: values [m] float32})` as numpy arrays, sorted by id; a sample seen more than once (padding
-        duplicates) keeps its first occurrence in (rank, step) order.
-        """
-        width = 2 + len(self.signals)
-        if device is None:
-            device = self._rows[0].device if self._rows else (accelerator.device if accelerator else "cpu")
-        local = torch.cat(self._rows) if self._rows else torch.zeros(0, width, dtype=torch.float64, device=device)
-        local = local.to(device)
-        if accelerator is not None and accelerator.num_processes > 1:
-            local = accelerator.pad_across_processes(local, dim=0, pad_index=-1)
-            rows = accelerator.gather(local)
+        if "rows" in state:  # hf_prune <= 0.1: float64 [m, 2 + S] rows (id, label, values)
+            rows = state["rows"]
+            ids, labels, values = rows[:, 0].long(), rows[:, 1].long(), rows[:, 2:].float()
         else:
-            rows = local
-        rows = rows[rows[:, 0] >= 0].cpu().numpy()
-        ids = rows[:, 0].astype(np.int64)
-        order = np.argsort(ids, kind="stable")
-        ids = ids[order]
-        first = np.ones(ids.shape[0], dtype=bool)
-        first[1:] = ids[1:] != ids[:-1]
-        rows = rows[order][first]
-        values = {name: rows[:, 2 + i].astype(np.float32) for i, name in enumerate(self.signals)}
-        return ids[first], rows[:, 1].astype(np.int64), values
+            ids, labels, values = state["ids"], state["labels"], state["values"]
+        if not append:
+            self.reset()
+        if ids.shape[0]:
+            labels = torch.where(labels >= 0, labels, torch.full_like(labels, -1)).to(torch.int32)
+            self._ids.append(ids.to(device=device, dtype=torch.int64))
+            self._labels.append(labels.to(device))
+            self._values.append(values.to(device=device, dtype=RECORD_DTYPES[self.dtype]))
+            self._num_rows += int(ids.shape[0])
+
+    def gather(self, accelerator=None, device: torch.device | str | None = None, signals: Sequence[str] | None = None):
+        """All-gathers this epoch's `(id, label, value)` rows of `signals` (all by default) to *every* process,
+        de-duplicated by sample id.
+
+        For what every rank needs (a dynamic policy's score table); the record itself goes to the main process only,
+        see `local_rows` and `hf_prune.distributed.stream_rows_to_main`. Every process must call it (it is a
+        collective). Ids travel as int64, labels as int32, values as float32 (3 all-gathers of compact tensors).
+
+        Returns:
+            `(ids [m] int64, labels [m] int64 (-1 = unknown), {signal: values [m] float32})` as numpy arrays, sorted
+            by id; a sample seen more than once keeps its first occurrence in (rank, step) order.
+        """
+        names = self.signals if signals is None else list(signals)
+        missing = [s for s in names if s not in self.signals]
+        if missing:
+            raise ValueError(f"Signals {missing} are not recorded (recorded: {self.signals}).")
+        cols = [self.signals.index(s) for s in names]
+        if device is None:
+            device = self._ids[0].device if self._ids else (accelerator.device if accelerator else "cpu")
+        ids, labels, values = self.local_rows(device)
+        values = values[:, cols].float()
+        if accelerator is not None and accelerator.num_processes > 1:
+            ids = accelerator.pad_across_processes(ids, dim=0, pad_index=-1)
+            labels = accelerator.pad_across_processes(labels, dim=0, pad_index=-1)
+            values = accelerator.pad_across_processes(values, dim=0)
+            ids, labels, values = accelerator.gather(ids), accelerator.gather(labels), accelerator.gather(values)
+        ids, labels, values = ids.cpu().numpy(), labels.cpu().numpy(), values.cpu().numpy()
+        real = ids >= 0
+        ids, labels, values = ids[real], labels[real], values[real]
+        # rank-ordered concatenation: np.unique's first index is the lowest rank's occurrence
+        ids, first = np.unique(ids, return_index=True)
+        labels = labels[first].astype(np.int64)
+        return ids, labels, {name: values[first, i].astype(np.float32) for i, name in enumerate(names)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,43 @@ import numpy as np
 from .export.folder import save_results
 from .export.hub import fetch_index_folder, push_results_to_hub
 from .export.index_list import read_index_list
-from .sample_ids import SAMPLE_ID_COLUMN
+from .sample_ids import SAMPLE_ID_COLUMN, row_fingerprint
+from .selection import check_ratio
 
 
-__all__ = ["SAMPLE_ID_COLUMN", "PruneResult"]
+__all__ = ["SAMPLE_ID_COLUMN", "DatasetMismatchWarning", "PruneResult"]
+
+
+class DatasetMismatchWarning(UserWarning):
+    """`PruneResult.apply(..., force=True)` on a dataset whose rows differ from the ones that were scored."""
+
+
+def _as_ids(values, name: str = "kept_ids") -> np.ndarray:
+    """`values` as sorted, unique int64 sample ids; refuses masks, non-integers and repeats instead of guessing."""
+    arr = np.asarray(values)
+    if arr.dtype == bool:
+        raise TypeError(
+            f"{name} is a boolean mask; PruneResult takes the ids of the kept samples: pass `np.flatnonzero(mask)`."
+        )
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D list of sample ids; got shape {arr.shape}.")
+    if arr.size and arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if bad.any():
+            raise ValueError(
+                f"{name} must hold integer sample ids; got {int(bad.sum())} non-integer value(s), e.g. "
+                f"{arr[bad][0]!r}. Nothing is truncated or rounded."
+            )
+    elif arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer sample ids; got dtype {arr.dtype}.")
+    ids = np.sort(arr.astype(np.int64))
+    repeated = ids[1:][ids[1:] == ids[:-1]]
+    if repeated.size:
+        raise ValueError(
+            f"{name} holds {repeated.size} repeated id(s), e.g. {int(repeated[0])}: a selection keeps each sample "
+            "once. De-duplicate upstream (`np.unique`) if that is what you mean."
+        )
+    return ids
 
 
 @dataclass
@@ -61,14 +95,27 @@ class PruneResult:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.kept_ids = np.asarray(self.kept_ids, dtype=np.int64)
+        self.kept_ids = _as_ids(self.kept_ids)
         self.scores = np.asarray(self.scores, dtype=np.float64)
+        if self.scores.ndim != 1:
+            raise ValueError(f"scores must be one score per sample, 1-D; got shape {self.scores.shape}.")
         if self.num_samples is None:
             self.num_samples = int(self.scores.shape[0])
-        if self.kept_ids.size and np.any(np.diff(self.kept_ids) <= 0):
-            self.kept_ids = np.unique(self.kept_ids)
+        if isinstance(self.num_samples, bool) or int(self.num_samples) != self.num_samples or self.num_samples < 0:
+            raise ValueError(f"num_samples must be a non-negative integer; got {self.num_samples!r}.")
+        self.num_samples = int(self.num_samples)
+        if self.scores.shape != (self.num_samples,):
+            raise ValueError(
+                f"scores has {self.scores.shape[0]} entries for num_samples={self.num_samples}: give one score per "
+                "sample of the unpruned split (NaN where there is none)."
+            )
         if self.kept_ids.size and (self.kept_ids[0] < 0 or self.kept_ids[-1] >= self.num_samples):
             raise ValueError(f"kept_ids must lie in [0, {self.num_samples}).")
+        self.prune_ratio = check_ratio(self.prune_ratio)
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels)
+            if self.labels.shape != (self.num_samples,):
+                raise ValueError(f"labels has shape {self.labels.shape}; expected ({self.num_samples},).")
 
     @property
     def num_kept(self) -> int:
@@ -87,28 +134,75 @@ class PruneResult:
         mask[self.kept_ids] = True
         return mask
 
-    def apply(self, dataset):
-        """Returns the pruned view `dataset.select(kept_ids)` of the *unpruned* split the scores came from.
+    def apply(self, dataset, force: bool = False):
+        """Returns the pruned view of `dataset`: its rows whose sample id is kept.
 
-        A `sample_id` column (the original row position) is added first if the dataset has none, so a
-        `PruningTrainer` trained on the pruned view keeps recording against the original ids.
+        * A dataset with a `sample_id` column (a view made by an earlier `apply`, or any dataset carrying the
+          original row positions): the rows whose `sample_id` is in `kept_ids`, in the dataset's order. Every kept
+          id must be there.
+        * Otherwise `dataset` must be the unpruned split that was scored: same length, and for a `datasets.Dataset`
+          the same rows (checked against the row fingerprint the record stored; `set_transform` and formats do not
+          matter, `shuffle` or `select` do). Then `dataset.select(kept_ids)`, with a `sample_id` column added so a
+          `PruningTrainer` trained on the view keeps recording against the original ids.
+
+        Args:
+            dataset (`datasets.Dataset` or a map-style torch dataset): the split to prune.
+            force (`bool`, *optional*, defaults to `False`): apply despite a row-fingerprint mismatch, with a
+                `DatasetMismatchWarning` instead of an error (e.g. a copy whose rows are known to be the same).
 
         Raises:
-            `ValueError` if the dataset's length differs from the record's (it is not the split that was scored).
+            `ValueError` if the dataset is not the scored split (length, rows) or lacks kept ids.
         """
+        column_names = getattr(dataset, "column_names", None)
+        if column_names is not None and SAMPLE_ID_COLUMN in column_names:
+            return self._apply_by_sample_id(dataset)
         if len(dataset) != self.num_samples:
             raise ValueError(
                 f"The dataset has {len(dataset)} rows but this result indexes a split of {self.num_samples} rows. "
                 "Apply it to the same, unpruned training split that the score record was made on."
             )
-        column_names = getattr(dataset, "column_names", None)
-        if column_names is not None and SAMPLE_ID_COLUMN not in column_names:
+        record = self.provenance.get("record") or {}
+        scored = record.get("dataset_row_fingerprint")
+        current = row_fingerprint(dataset) if scored else None
+        if scored and current and scored != current:
+            message = (
+                f"This dataset's rows differ from the ones that were scored (row fingerprint {current}, scored "
+                f"{scored}): same length, but shuffled, re-selected or another split, so `select(kept_ids)` would "
+                "pick the wrong rows. Apply the result to the split the record was made on (before any shuffle), or "
+                "add a `sample_id` column holding each row's position in that split."
+            )
+            if not force:
+                raise ValueError(message + " Pass `force=True` only if you know the rows are the same.")
+            warnings.warn(message + " Applied anyway (force=True).", DatasetMismatchWarning, stacklevel=2)
+        if column_names is not None:
             dataset = dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
         if hasattr(dataset, "select"):
             return dataset.select(self.kept_ids)
         import torch.utils.data
 
         return torch.utils.data.Subset(dataset, self.kept_ids.tolist())
+
+    def _apply_by_sample_id(self, dataset):
+        ids = np.asarray(dataset.with_format("numpy", columns=[SAMPLE_ID_COLUMN])[SAMPLE_ID_COLUMN], dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_samples):
+            raise ValueError(
+                f"The dataset's `{SAMPLE_ID_COLUMN}` column spans [{ids.min()}, {ids.max()}], outside this result's "
+                f"split of {self.num_samples} rows: it does not hold row positions of the split that was scored."
+            )
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(
+                f"The dataset's `{SAMPLE_ID_COLUMN}` column repeats ids (e.g. {int(unique[counts > 1][0])}); each row "
+                "must carry its own position in the scored split."
+            )
+        keep = np.isin(ids, self.kept_ids)
+        missing = self.kept_ids.size - int(keep.sum())
+        if missing:
+            raise ValueError(
+                f"{missing} of the {self.kept_ids.size} kept ids are not in the dataset's `{SAMPLE_ID_COLUMN}` column: "
+                "it is a view that lacks kept samples. Apply the result to the full split (or a view holding them)."
+            )
+        return dataset.select(np.flatnonzero(keep))
 
     # ------------------------------------------------------------------ persistence
 

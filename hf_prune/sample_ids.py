@@ -2,13 +2,31 @@
 
 A **sample id** is the row position of a sample in the *unpruned* training split, as int64. It is what every score
 record, selection and published index list is keyed by. This module owns the id column's name, the label column
-names, adding ids to a dataset that has none, and the collator wrapper that keeps ids in the batch when a user's
-collator drops unknown keys.
+names, and the mechanics that carry ids from the dataset to the recorder *beside* the user's item, so that no
+transform, collator or dataset class of the user's can drop them:
+
+```
+sampler ── position i ──> SampleIdDataset[i] = SampleIdItem(sample_id, dataset[i])   (the user's transform runs inside)
+                              │ a batch of SampleIdItems
+                              v
+                          SampleIdCollator: ids = [item.sample_id ...]; batch = user_collator([item.item ...])
+                                            batch["sample_id"] = ids                  (after the user's collator)
+```
+
+* `datasets.Dataset`: the id of row position `i` is `i`, or the raw `sample_id` column (read *without* the dataset's
+  transform) for a pruned view that carries it.
+* torch map-style datasets: the row position.
+* streams (`IterableDataset`): a stream has no row positions, so it must carry a `sample_id` column itself; it is
+  checked before training (`check_stream_ids`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,110 +39,219 @@ LABEL_COLUMNS = ("labels", "label", "label_ids")
 # Label columns of raw Hub datasets that image recipes recognise besides those (CIFAR-100's fine labels).
 DATASET_LABEL_COLUMNS = (*LABEL_COLUMNS, "fine_label")
 
+# How to give a stream its ids; the order matters: indices drawn after `.shuffle()` are positions in the shuffled
+# order, not rows, so they would key the record wrongly.
+STREAM_ID_FIX = (
+    "Add the row position of the unpruned split as `sample_id` (int64) on the *unshuffled* dataset, before "
+    "`.shuffle()`, splitting or streaming, e.g. `ds = ds.map(lambda _, i: {'sample_id': i}, with_indices=True)` on "
+    "the `datasets.Dataset` and then `ds.to_iterable_dataset(...).shuffle(...)`. Indices added after `.shuffle()` "
+    "are positions in the shuffled order, not rows, and would key the record to the wrong samples."
+)
+
 
 def is_iterable_dataset(dataset) -> bool:
     """True for streaming datasets (`datasets.IterableDataset` or a torch `IterableDataset`)."""
     return isinstance(dataset, torch.utils.data.IterableDataset)
 
 
-class IndexedDataset(torch.utils.data.Dataset):
-    """A map-style torch dataset of dicts, with the row position added to every item as `sample_id`.
+def _is_hf_dataset(dataset) -> bool:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(dataset, datasets.Dataset)
+
+
+class SampleIdItem(NamedTuple):
+    """One dataset item and its sample id, as `SampleIdDataset` yields it and `SampleIdCollator` takes it apart."""
+
+    sample_id: int
+    item: Any
+
+
+class SampleIdDataset(torch.utils.data.Dataset):
+    """A map-style view of `dataset` whose item `i` is `SampleIdItem(sample_id_of(i), dataset[i])`.
+
+    The id rides beside the item, so whatever `dataset[i]` returns (a new dict from a `set_transform`, a tuple, a
+    tensor) the id survives; `SampleIdCollator` re-attaches it after the user's collator. Batched reads
+    (`__getitems__`, which `datasets.Dataset` implements) stay batched, so batched transforms see whole batches.
 
     Args:
-        dataset (map-style dataset): returns a dict per row.
+        dataset (map-style dataset): a `datasets.Dataset` or any dataset with `__len__` and `__getitem__`.
+        keep_keys (`Sequence[str]`, *optional*): when given, dict items keep only these keys (Trainer's
+            `remove_unused_columns` for datasets that are not `datasets.Dataset`, which it applies to the items).
+
+    Example:
+
+    ```python
+    >>> view = SampleIdDataset(train_ds)          # train_ds.set_transform(fn) may return a brand-new dict
+    >>> view[3].sample_id, sorted(view[3].item)
+    (3, ['labels', 'pixel_values'])
+    ```
     """
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, keep_keys: Sequence[str] | None = None):
+        if is_iterable_dataset(dataset):
+            raise TypeError("SampleIdDataset wraps map-style datasets; streams carry `sample_id` themselves.")
         self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, idx):
-        item = self.dataset[idx]
-        if not isinstance(item, Mapping):
-            raise TypeError(
-                "PruningTrainer needs dataset items to be dicts (e.g. {'pixel_values': ..., 'labels': ...}) so it "
-                f"can add `sample_id`; got {type(item).__name__}."
-            )
-        return {**item, SAMPLE_ID_COLUMN: idx}
-
-
-def add_sample_ids(dataset, name: str = "dataset"):
-    """Returns `dataset` with a `sample_id` per row: the row position, unless the dataset carries the column already.
-
-    * `datasets.Dataset`: a `sample_id` column (int64) is added when absent.
-    * `datasets.IterableDataset`: must carry the column itself (a stream has no row positions); refused otherwise.
-    * any other map-style dataset of dicts: wrapped in `IndexedDataset`.
-
-    Args:
-        dataset: the training (or clean-view, feature) dataset; `None` passes through.
-        name (`str`, *optional*): how error messages call it.
-    """
-    if dataset is None:
-        return None
-    import datasets
-
-    if isinstance(dataset, datasets.IterableDataset):
-        if dataset.column_names is not None and SAMPLE_ID_COLUMN not in dataset.column_names:
-            raise ValueError(
-                f"The {name} is an IterableDataset without a `{SAMPLE_ID_COLUMN}` column. Add the row position of "
-                "the unpruned split as `sample_id` (int64) before streaming, e.g. with `.map(..., with_indices=True)`."
-            )
-        return dataset
-    if isinstance(dataset, datasets.Dataset):
-        if SAMPLE_ID_COLUMN in dataset.column_names:
-            return dataset
-        return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
-    if is_iterable_dataset(dataset):
-        return dataset
-    return IndexedDataset(dataset)
-
-
-def check_has_labels(dataset, name: str = "dataset") -> None:
-    """Raises a clear error when a `datasets.Dataset` has none of the label columns in `LABEL_COLUMNS`."""
-    columns = getattr(dataset, "column_names", None)
-    if isinstance(columns, list) and not any(c in columns for c in LABEL_COLUMNS):
-        raise ValueError(
-            f"The {name} has no label column (looked for {list(LABEL_COLUMNS)} in {columns}). "
-            "PruningTrainer records signals against the hard class label: rename your label column to 'label'."
+        self.keep_keys = None if keep_keys is None else frozenset(keep_keys)
+        columns = getattr(dataset, "column_names", None) if _is_hf_dataset(dataset) else None
+        # A pruned view carries the original ids in a column; read it raw (no transform, arrow-backed, nothing
+        # materialised per rank), because the dataset's own transform may drop it.
+        self._id_view = (
+            dataset.with_format("numpy", columns=[SAMPLE_ID_COLUMN])
+            if columns is not None and SAMPLE_ID_COLUMN in columns
+            else None
         )
 
+    def __len__(self) -> int:
+        return len(self.dataset)
 
-def num_unpruned_samples(dataset, override: int | None = None) -> int:
-    """Length of the unpruned split the ids index: `override`, else `max(len(dataset), max(sample_id) + 1)`."""
-    if override is not None:
-        return int(override)
-    if isinstance(dataset, IndexedDataset):
-        return len(dataset)
-    if len(dataset) == 0:
-        raise ValueError("The train dataset is empty.")
-    ids = np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN])
-    return int(max(len(dataset), ids.max() + 1))
+    def ids_of(self, positions: Sequence[int]) -> list[int]:
+        """The sample ids of row positions `positions`."""
+        if self._id_view is None:
+            return [int(p) for p in positions]
+        return [int(i) for i in self._id_view[list(positions)][SAMPLE_ID_COLUMN]]
+
+    def _filter(self, item):
+        if self.keep_keys is None or not isinstance(item, Mapping):
+            return item
+        return {k: v for k, v in item.items() if k in self.keep_keys}
+
+    def __getitem__(self, index) -> SampleIdItem:
+        return SampleIdItem(self.ids_of([index])[0], self._filter(self.dataset[index]))
+
+    def __getitems__(self, indices) -> list[SampleIdItem]:
+        getitems = getattr(self.dataset, "__getitems__", None)
+        items = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
+        return [SampleIdItem(i, self._filter(item)) for i, item in zip(self.ids_of(indices), items)]
 
 
-def sample_ids_of(dataset) -> np.ndarray:
-    """The `sample_id` of every row of a map-style dataset (its row positions when it has no such column)."""
-    columns = getattr(dataset, "column_names", None)
-    if columns is not None and SAMPLE_ID_COLUMN in columns:
-        return np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN], dtype=np.int64)
-    return np.arange(len(dataset), dtype=np.int64)
+class SampleIdCollator:
+    """Wraps a data collator so that the batch gets `sample_id` (an int64 tensor) after the collator has run.
 
-
-class KeepSampleIdCollator:
-    """Wraps a data collator so that `sample_id` reaches the batch even if the wrapped collator drops extra keys.
+    It takes a list of `SampleIdItem`s (from `SampleIdDataset`) or of dicts with a `sample_id` key (streams); the
+    wrapped collator sees the items without ids, so it may drop or rename keys as it likes. Anything else passes
+    through unchanged (e.g. an eval dataset's items).
 
     Args:
-        collator (`Callable[[list[dict]], dict]`): the user's (or `Trainer`'s default) collator.
+        collator (`Callable[[list], dict]`): the user's (or `Trainer`'s default) collator.
     """
 
     def __init__(self, collator):
         self.collator = collator
 
     def __call__(self, features):
-        if not features or not isinstance(features[0], Mapping) or SAMPLE_ID_COLUMN not in features[0]:
+        if not features:
             return self.collator(features)
-        ids = torch.tensor([int(f[SAMPLE_ID_COLUMN]) for f in features], dtype=torch.long)
-        batch = self.collator([{k: v for k, v in f.items() if k != SAMPLE_ID_COLUMN} for f in features])
-        batch[SAMPLE_ID_COLUMN] = ids
+        first = features[0]
+        if isinstance(first, SampleIdItem):
+            ids = [f.sample_id for f in features]
+            batch = self.collator([f.item for f in features])
+        elif isinstance(first, Mapping) and SAMPLE_ID_COLUMN in first:
+            ids = [f[SAMPLE_ID_COLUMN] for f in features]
+            batch = self.collator([{k: v for k, v in f.items() if k != SAMPLE_ID_COLUMN} for f in features])
+        else:
+            return self.collator(features)
+        if not isinstance(batch, (dict, Mapping)) or not hasattr(batch, "__setitem__"):
+            raise TypeError(
+                f"The data collator returned a {type(batch).__name__}; PruningTrainer needs a dict-like batch (as "
+                "Trainer's models take) to add `sample_id` to."
+            )
+        batch[SAMPLE_ID_COLUMN] = torch.as_tensor(np.asarray(ids, dtype=np.int64))
         return batch
+
+
+# Kept for code written against the first release.
+KeepSampleIdCollator = SampleIdCollator
+
+
+def check_stream_ids(dataset, name: str = "train dataset") -> None:
+    """Refuses a stream whose items cannot carry a `sample_id`, before any training step.
+
+    A `datasets.IterableDataset` with known columns must list `sample_id`; otherwise (columns unknown after a
+    `.map`, or a torch `IterableDataset`) the first item is read and must be a dict with a `sample_id`.
+
+    Raises:
+        `ValueError` naming the fix (`STREAM_ID_FIX`).
+    """
+    columns = getattr(dataset, "column_names", None)
+    if columns is not None:
+        if SAMPLE_ID_COLUMN not in columns:
+            raise ValueError(f"The {name} is an IterableDataset without a `{SAMPLE_ID_COLUMN}` column. {STREAM_ID_FIX}")
+        return
+    try:
+        first = next(iter(dataset))
+    except StopIteration:
+        raise ValueError(f"The {name} is an empty stream.") from None
+    if not isinstance(first, Mapping) or SAMPLE_ID_COLUMN not in first:
+        what = f"keys {sorted(first)}" if isinstance(first, Mapping) else f"a {type(first).__name__}"
+        raise ValueError(
+            f"The {name} is an IterableDataset whose items ({what}) have no `{SAMPLE_ID_COLUMN}`: a stream has no row "
+            f"positions, so it must carry the ids itself. {STREAM_ID_FIX}"
+        )
+
+
+def sample_id_range(dataset) -> tuple[int, int] | None:
+    """`(min, max)` sample id of a map-style dataset (`None` when empty), without materialising row positions."""
+    n = len(dataset)
+    if n == 0:
+        return None
+    columns = getattr(dataset, "column_names", None) if _is_hf_dataset(dataset) else None
+    if columns is not None and SAMPLE_ID_COLUMN in columns:
+        ids = sample_ids_of(dataset)
+        return int(ids.min()), int(ids.max())
+    return 0, n - 1
+
+
+def num_unpruned_samples(dataset, override: int | None = None) -> int:
+    """Length of the unpruned split the ids index: `override`, else `max(len(dataset), max(sample_id) + 1)`."""
+    if override is not None:
+        return int(override)
+    span = sample_id_range(dataset)
+    if span is None:
+        raise ValueError("The train dataset is empty.")
+    return int(max(len(dataset), span[1] + 1))
+
+
+def sample_ids_of(dataset) -> np.ndarray:
+    """The `sample_id` of every row of a map-style dataset (its row positions when it has no such column)."""
+    columns = getattr(dataset, "column_names", None) if _is_hf_dataset(dataset) else None
+    if columns is not None and SAMPLE_ID_COLUMN in columns:
+        return np.asarray(dataset.with_format("numpy", columns=[SAMPLE_ID_COLUMN])[SAMPLE_ID_COLUMN], dtype=np.int64)
+    return np.arange(len(dataset), dtype=np.int64)
+
+
+def _canonical(value):
+    """A JSON-able, machine-independent form of one cell: image/audio structs by content (or file name), bytes hashed."""
+    if isinstance(value, (bytes, bytearray)):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, Mapping):
+        if "bytes" in value and "path" in value:  # datasets' Image / Audio storage: content, not where it was cached
+            if value["bytes"] is not None:
+                return _canonical(value["bytes"])
+            return os.path.basename(str(value["path"]))
+        return {str(k): _canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+def row_fingerprint(dataset, num_rows: int = 32) -> str | None:
+    """A fingerprint of a `datasets.Dataset`'s *rows*: its length and the raw content of `num_rows` rows at fixed,
+    evenly spaced positions (first and last included), read without the dataset's format or transform.
+
+    Unlike `Dataset._fingerprint`, it does not change with `set_transform` / `with_transform` / `with_format` (the
+    same rows, a different augmentation), but it does change when the rows move (`shuffle`, `select`, another
+    split), which is what a record keyed by row position must notice. Image columns count by content (or file name),
+    not by where a cache put the files. `None` for datasets that are not a `datasets.Dataset`.
+    """
+    if not _is_hf_dataset(dataset):
+        return None
+    n = len(dataset)
+    positions = sorted({int(p) for p in np.linspace(0, max(n - 1, 0), num=min(num_rows, n))}) if n else []
+    rows = dataset.with_format("arrow", columns=None)[positions].to_pylist() if positions else []
+    payload = json.dumps({"num_rows": n, "positions": positions, "rows": _canonical(rows)}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,12 +1,24 @@
 """`PruningTrainer`: a `transformers.Trainer` that records per-sample training dynamics every epoch.
 
 ```
-train dataset --(sample_id column)--> collator keeps sample_id --> training_step pops it
-      compute_loss: logits + labels --> Recorder.add (on device, no_grad)
-      on_epoch_end (all ranks): Recorder.gather --> main process: ScoreRecord.write_epoch (atomic)
-      _save_checkpoint: record + each rank's un-gathered rows go into checkpoint-N/
-      train(resume_from_checkpoint=...): record and rows come back, so the record equals an uninterrupted run's
+sampler ──> SampleIdDataset: (sample_id, item) ──> SampleIdCollator: user's collator, then batch["sample_id"]
+      training_step pops sample_id; compute_loss: logits + labels --> Recorder.add (on device, no_grad, no sync)
+      on_epoch_end (all ranks): rows checked on every rank --> stream_rows_to_main --> main: EpochWriter (pwrite)
+      _save_checkpoint: record + each rank's rows of the epoch in progress into checkpoint-N/, *then* Trainer's save
+      train(resume_from_checkpoint=...): the checkpoint's record is verified before the live record is touched
 ```
+
+What can go wrong, and what happens (each case is tested, see the README's "Reliability" section):
+
+* a transform, collator or dataset class that drops `sample_id`: cannot happen, ids ride beside the item;
+* an epoch whose recorded rows differ from what it trained: an error on every rank;
+* a second run on the same folder: refused (a lock while training, an existing record unless
+  `overwrite_score_record=True`, which moves the old record aside, never deletes it);
+* resuming: from a missing, half-written or foreign checkpoint record, a changed dataset or another total batch
+  size: refused before anything is touched; another world size with the same total batch: every rank's rows are merged;
+* a full disk: files are preallocated, rows written with `os.pwrite`: a clean `OSError` naming the file, the last
+  complete epoch intact;
+* an error on one rank inside a collective section (record write, clean-view pass): raised on every rank, no hang.
 """
 
 from __future__ import annotations
@@ -16,6 +28,8 @@ import json
 import math
 import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +38,21 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
-from .config import PruningArguments
+from .config import PruningArguments, check_window_fits
+from .distributed import raise_on_every_rank, stream_rows_to_main
 from .dynamic.trainer_hooks import TrainerDynamicPruning
 from .provenance import infer_source
 from .record import RECORD_FILE, ScoreRecord
 from .recording import DEFAULT_SIGNALS, Recorder, logits_of
 from .sample_ids import (
     SAMPLE_ID_COLUMN,
-    KeepSampleIdCollator,
-    add_sample_ids,
-    check_has_labels,
+    SampleIdCollator,
+    SampleIdDataset,
+    check_stream_ids,
     is_iterable_dataset,
     num_unpruned_samples,
+    row_fingerprint,
+    sample_id_range,
 )
 from .version import __version__
 
@@ -46,6 +63,7 @@ logger = logging.get_logger(__name__)
 
 CHECKPOINT_RECORD_DIR = "score_record"
 CHECKPOINT_PARTIAL_DIR = "score_record_partial"
+PARTIAL_META_FILE = "meta.json"
 
 
 class _RecordingCallback(TrainerCallback):
@@ -53,6 +71,11 @@ class _RecordingCallback(TrainerCallback):
 
     def __init__(self, trainer: PruningTrainer):
         self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        window = getattr(args, "dyn_unc_window", None)
+        if window is not None and args.max_steps > 0:  # Trainer knows the number of epochs only now
+            check_window_fits(window, state.num_train_epochs)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
@@ -70,10 +93,13 @@ class PruningTrainer(Trainer):
 
     Everything `Trainer` takes, it takes; `args` may be a `PruningArguments` (a plain `TrainingArguments` records
     the default signals). Each epoch it records, for every training sample seen, the signals in
-    `args.record_signals` computed from the logits of the training step itself (no extra forward pass), gathered
-    across processes and keyed by `sample_id` (the row position in the unpruned train split, added if absent).
-    The record is written to `<output_dir>/<score_record_dir>` after every epoch and into every checkpoint;
-    `train(resume_from_checkpoint=...)` continues it.
+    `args.record_signals` computed from the logits of the training step itself (no extra forward pass), keyed by
+    `sample_id` (the row position in the unpruned train split, or the dataset's `sample_id` column). Ids travel
+    beside the dataset's items, so transforms that return new dicts (`set_transform`, `with_transform`), collators
+    that drop keys and datasets of tuples all work. Labels are read from the batch as Trainer reads them
+    (`label_names`, then `labels` / `label`); a label of -100 is recorded as NaN. The record is written to
+    `<output_dir>/<score_record_dir>` after every epoch and into every checkpoint; `train(resume_from_checkpoint=...)`
+    continues it.
 
     Args:
         clean_view_dataset (`datasets.Dataset`, *optional*):
@@ -96,34 +122,53 @@ class PruningTrainer(Trainer):
         super().__init__(*args, **kwargs)
         if self.train_dataset is None:
             raise ValueError("PruningTrainer needs a `train_dataset`: it records per-sample dynamics of training.")
-        check_has_labels(self.train_dataset, "train dataset")
-        self.train_dataset = add_sample_ids(self.train_dataset, "train dataset")
         signals = getattr(self.args, "record_signals", DEFAULT_SIGNALS)
         self.record_clean_view = bool(getattr(self.args, "record_clean_view", False))
         if self.record_clean_view and clean_view_dataset is None:
             raise ValueError(
                 "record_clean_view=True needs `clean_view_dataset`: the training split with the eval transform."
             )
+        override = getattr(self.args, "record_num_samples", None)
+        if is_iterable_dataset(self.train_dataset):
+            check_stream_ids(self.train_dataset, "train dataset")
+            if override is None:
+                raise ValueError(
+                    "Training on an IterableDataset: set `record_num_samples` to the unpruned split's length."
+                )
+        self.num_samples = num_unpruned_samples(self.train_dataset, override) if not is_iterable_dataset(
+            self.train_dataset
+        ) else int(override)
+        self._check_ids_fit(self.train_dataset, "train dataset")
         if clean_view_dataset is not None:
-            check_has_labels(clean_view_dataset, "clean view dataset")
-        self.clean_view_dataset = add_sample_ids(clean_view_dataset, "clean view dataset")
-        self.num_samples = (
-            None
-            if is_iterable_dataset(self.train_dataset) and getattr(self.args, "record_num_samples", None) is None
-            else num_unpruned_samples(self.train_dataset, getattr(self.args, "record_num_samples", None))
-        )
-        if self.num_samples is None:
-            raise ValueError("Training on an IterableDataset: set `record_num_samples` to the unpruned split's length.")
-        self.data_collator = KeepSampleIdCollator(self.data_collator)
-        self.recorder = Recorder(signals)
+            if is_iterable_dataset(clean_view_dataset):
+                raise ValueError(
+                    "clean_view_dataset must be a map-style dataset (the train split's rows with the eval transform), "
+                    "not a stream."
+                )
+            self._check_ids_fit(clean_view_dataset, "clean view dataset")
+        self.clean_view_dataset = clean_view_dataset
+        self.data_collator = SampleIdCollator(self.data_collator)
+        self.recorder = Recorder(signals, dtype=getattr(self.args, "record_dtype", "float32"))
         self._record: ScoreRecord | None = None
         self._recorded_epochs = 0
+        self._trained_rows = 0  # samples this process trained on in the epoch in progress (for the epoch-end check)
         self._step_sample_ids: torch.Tensor | None = None
+        self._lock_fd: int | None = None
         self.add_callback(_RecordingCallback(self))
         # Dynamic pruning (hf_prune.dynamic): the per-epoch sampler, its policy and InfoBatch's loss weights.
         self._dynamic = None
         if getattr(self.args, "dynamic_policy", None) is not None:
             self._dynamic = TrainerDynamicPruning(self)
+
+    def _check_ids_fit(self, dataset, name: str) -> None:
+        # Refused here, on every rank alike, rather than by the main process alone at the end of the first epoch.
+        span = None if is_iterable_dataset(dataset) or not hasattr(dataset, "__len__") else sample_id_range(dataset)
+        if span is not None and (span[0] < 0 or span[1] >= self.num_samples):
+            raise ValueError(
+                f"The {name} has sample ids in [{span[0]}, {span[1]}] but the record holds {self.num_samples} "
+                "samples (ids are row positions of the unpruned split). Set `record_num_samples` to the length of the "
+                "unpruned split, at least the largest id + 1."
+            )
 
     # ------------------------------------------------------------------ paths
 
@@ -140,6 +185,49 @@ class PruningTrainer(Trainer):
     def dynamic_pruning(self):
         """The `TrainerDynamicPruning` driving `args.dynamic_policy` (its `sampler`, `policy`, `timing`), or None."""
         return self._dynamic
+
+    # ------------------------------------------------------------------ dataloaders
+
+    def get_train_dataloader(self):
+        # Trainer's own training dataloader, over a view that carries each item's sample id beside it.
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        return self.sample_id_dataloader(
+            self.train_dataset, "Training", self._train_batch_size, self._get_train_sampler, is_training=True
+        )
+
+    def sample_id_dataloader(self, dataset, description: str, batch_size: int | None = None, sampler_fn=None,
+                             is_training: bool = False):  # fmt: skip
+        """Trainer's dataloader over `dataset` (collator, workers, sharding, `remove_unused_columns`) whose batches
+        carry `sample_id`, whatever the dataset's transform or the collator drop. Never cached: unlike
+        `get_eval_dataloader` with `dataloader_persistent_workers=True`, it cannot hand back another pass's loader.
+
+        Args:
+            dataset: a map-style dataset (ids: row positions, or its raw `sample_id` column) or a stream carrying
+                `sample_id`.
+            description (`str`): for Trainer's logs.
+            batch_size (`int`, *optional*): defaults to the eval batch size.
+            sampler_fn (`Callable`, *optional*): defaults to Trainer's eval sampler (sequential, sharded by
+                accelerate).
+            is_training (`bool`, *optional*): a training loader (worker seeding).
+        """
+        batch_size = self.args.eval_batch_size if batch_size is None else batch_size
+        if sampler_fn is None and not is_training:
+            sampler_fn = self._get_eval_sampler
+        if is_iterable_dataset(dataset):
+            return self._get_dataloader(dataset, description, batch_size, sampler_fn, is_training)
+        import datasets
+
+        inner, keep = dataset, None
+        if isinstance(dataset, datasets.Dataset):
+            inner = self._remove_unused_columns(dataset, description=description)  # as Trainer does, column-wise
+        elif self.args.remove_unused_columns:
+            self._set_signature_columns_if_needed()
+            keep = self._signature_columns  # as Trainer's RemoveColumnsCollator does, item-wise
+        wrapped = SampleIdDataset(inner, keep_keys=keep)
+        # The sampler sees the dataset itself (lengths for group_by_length, the dynamic sampler's positions).
+        inner_sampler = (lambda _view: sampler_fn(inner)) if sampler_fn is not None else None
+        return self._get_dataloader(wrapped, description, batch_size, inner_sampler, is_training)
 
     # ------------------------------------------------------------------ Trainer overrides
 
@@ -198,17 +286,31 @@ class PruningTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         # Set up (or restore) the record before Trainer's loop starts; the loop itself is untouched.
-        checkpoint = resume_from_checkpoint
-        if isinstance(checkpoint, bool):
-            checkpoint = get_last_checkpoint(self.args.output_dir) if checkpoint else None
+        checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
+        window = getattr(self.args, "dyn_unc_window", None)
+        if window is not None and self.args.max_steps <= 0:
+            check_window_fits(window, self.args.num_train_epochs)
         self._prepare_record(checkpoint)
-        if self._dynamic is not None:
-            self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+        try:
+            if self._dynamic is not None:
+                self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
+            output = super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
+            self._finish_record()
+            return output
+        finally:
+            self._release_lock()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # The model must not see `sample_id`; compute_loss picks it up from here.
-        self._step_sample_ids = inputs.pop(SAMPLE_ID_COLUMN, None)
+        ids = inputs.pop(SAMPLE_ID_COLUMN, None)
+        if ids is None:
+            raise ValueError(
+                f"A training batch arrived without `{SAMPLE_ID_COLUMN}` (keys: {list(inputs)}). PruningTrainer's "
+                "training dataloader adds it; an override of `get_train_dataloader` must build its loader with "
+                "`self.sample_id_dataloader(...)` and keep `self.data_collator`."
+            )
+        self._step_sample_ids = ids
+        self._trained_rows += ids.shape[0]  # a shape, not a value: no host synchronisation
         try:
             return super().training_step(model, inputs, num_items_in_batch)
         finally:
@@ -234,18 +336,17 @@ class PruningTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model, trial):
-        # A checkpoint carries the record (complete epochs) and every rank's rows of the epoch in progress, so
-        # that resuming from it reproduces an uninterrupted run's record.
-        super()._save_checkpoint(model, trial)
+        # The record (complete epochs) and every rank's rows of the epoch in progress go into the checkpoint *before*
+        # Trainer saves it and rotates older checkpoints away (save_total_limit), so the newest checkpoint is never
+        # one without a record while the last one with a record is already deleted.
         checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if self.accelerator.is_main_process and self._record is not None:
-            _link_record(self._record.path, checkpoint / CHECKPOINT_RECORD_DIR)
-        if self._dynamic is not None and self.accelerator.is_main_process:
-            self._dynamic.save(checkpoint / "dynamic_pruning")  # identical on every rank: the main one writes it
-        partial = checkpoint / CHECKPOINT_PARTIAL_DIR
-        partial.mkdir(parents=True, exist_ok=True)
-        torch.save(self.recorder.state_dict(), partial / f"rank{self.accelerator.process_index}.pt")
-        self.accelerator.wait_for_everyone()
+        error = None
+        try:
+            self._save_record_to_checkpoint(checkpoint)
+        except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
+            error = err
+        raise_on_every_rank(error, self.accelerator, f"saving the score record into {checkpoint}")
+        super()._save_checkpoint(model, trial)
 
     # ------------------------------------------------------------------ recording
 
@@ -254,9 +355,16 @@ class PruningTrainer(Trainer):
             if name in inputs:
                 return inputs[name]
         raise ValueError(
-            f"The training batch has no labels (keys: {list(inputs)}). PruningTrainer records signals against the "
-            "hard class label: make the collator return `labels`."
+            f"The training batch has no labels (keys: {list(inputs)}; looked for {[*self.label_names, 'labels', 'label']}"
+            "). PruningTrainer records signals against the hard class label, read from the batch as Trainer reads "
+            "it: make the collator return `labels`, or name your label key in `label_names`."
         )
+
+    def _record_signals(self) -> list[str]:
+        return self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
+
+    def _total_train_batch(self) -> int:
+        return self.accelerator.num_processes * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
 
     def _record_metadata(self) -> dict[str, Any]:
         model = self.accelerator.unwrap_model(self.model) if self.model is not None else None
@@ -265,7 +373,9 @@ class PruningTrainer(Trainer):
         return {
             "num_samples": self.num_samples,
             "signals": self.recorder.signals,
+            "record_dtype": self.recorder.dtype,
             "dataset_fingerprint": getattr(ds, "_fingerprint", None),
+            "dataset_row_fingerprint": self._row_fingerprint(),
             **{f"dataset_{key}": value for key, value in _source_of(ds).items() if key != "fingerprint"},
             "dataset_num_rows": len(ds) if hasattr(ds, "__len__") else None,
             "model": {
@@ -276,35 +386,256 @@ class PruningTrainer(Trainer):
             },
             "clean_view": self.record_clean_view,
             "world_size": self.accelerator.num_processes,
+            "total_train_batch_size": self._total_train_batch(),
             "seed": self.args.seed,
             "num_train_epochs": self.args.num_train_epochs,
             "args": json.loads(self.args.to_json_string()),
             "hf_prune_version": __version__,
         }
 
+    def _row_fingerprint(self) -> str | None:
+        # Only the unpruned split itself identifies the rows the ids index; a view carrying `sample_id` does not.
+        ds = self.train_dataset
+        columns = getattr(ds, "column_names", None) or []
+        if SAMPLE_ID_COLUMN in columns or not hasattr(ds, "__len__") or len(ds) != self.num_samples:
+            return None
+        return row_fingerprint(ds)
+
+    # ---- before training: the checkpoint, the lock, the live record
+
+    def _resolve_checkpoint(self, resume_from_checkpoint) -> str | None:
+        """The checkpoint to resume from, refused (as Trainer would) *before* the record is touched."""
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return None
+        if resume_from_checkpoint is True:
+            output_dir = self.args.output_dir
+            last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+            if last is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({output_dir})")
+            return last
+        if not os.path.isdir(resume_from_checkpoint):
+            raise ValueError(f"Can't find a valid checkpoint at {resume_from_checkpoint}")
+        return str(resume_from_checkpoint)
+
     def _prepare_record(self, checkpoint: str | None) -> None:
+        accelerator = self.accelerator
+        error = None
+        if accelerator.is_main_process:
+            try:
+                self._acquire_lock()
+                saved = self._verify_checkpoint(checkpoint) if checkpoint else None
+                self._install_record(saved)
+            except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
+                error = err
+        try:
+            raise_on_every_rank(error, accelerator, "preparing the score record")
+        except BaseException:
+            self._release_lock()
+            raise
         path = self.score_record_path
-        saved = Path(checkpoint) / CHECKPOINT_RECORD_DIR if checkpoint else None
-        if self.accelerator.is_main_process:
-            if path.exists():
-                shutil.rmtree(path)
-            if saved is not None and (saved / RECORD_FILE).exists():
-                # A real copy (not links): the resumed run rewrites rows past the checkpoint.
-                shutil.copytree(saved, path)
-            else:
-                if saved is not None:
-                    logger.warning(f"{checkpoint} has no score record; the record starts empty from this point.")
-                capacity = int(math.ceil(self.args.num_train_epochs)) if self.args.max_steps <= 0 else 1
-                signals = self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
-                ScoreRecord.create(path, self.num_samples, signals, capacity, self._record_metadata())
-        self.accelerator.wait_for_everyone()
         with open(path / RECORD_FILE) as f:
             self._recorded_epochs = json.load(f)["num_epochs"]
-        self._record = ScoreRecord.load(path, writable=True) if self.accelerator.is_main_process else None
+        self._record = ScoreRecord.load(path, writable=True) if accelerator.is_main_process else None
         self.recorder.reset()
-        partial = Path(checkpoint) / CHECKPOINT_PARTIAL_DIR / f"rank{self.accelerator.process_index}.pt" if checkpoint else None
-        if partial is not None and partial.exists():
-            self.recorder.load_state_dict(torch.load(partial, weights_only=True), device=self.args.device)
+        self._trained_rows = 0
+        error = None
+        try:
+            if checkpoint is not None and (Path(checkpoint) / CHECKPOINT_PARTIAL_DIR).is_dir():
+                self._load_partial_rows(Path(checkpoint) / CHECKPOINT_PARTIAL_DIR)
+        except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
+            error = err
+        try:
+            raise_on_every_rank(error, accelerator, f"loading the rows of the epoch in progress from {checkpoint}")
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _acquire_lock(self) -> None:
+        """Holds `<output_dir>/<score_record_dir>.lock` while training (released by the OS if the process dies)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks
+            return
+        path = self.score_record_path
+        lock = path.with_name(path.name + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RuntimeError(
+                f"{path} is in use by another training run ({holder}): two runs must not write one score record. Wait "
+                "for it to finish, or give this run another `output_dir` (or `score_record_dir`)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is None:
+            return
+        import fcntl
+
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def _verify_checkpoint(self, checkpoint: str) -> Path:
+        """Checks the checkpoint's record against this run; returns its folder. Raises before anything is touched."""
+        saved = Path(checkpoint) / CHECKPOINT_RECORD_DIR
+        fresh = "pass `overwrite_score_record=True` to start a new record from this checkpoint (the epochs before it "
+        fresh += "stay NaN; the current record is moved aside)"
+        if not (saved / RECORD_FILE).exists():
+            if getattr(self.args, "overwrite_score_record", False):
+                return None
+            raise ValueError(
+                f"{checkpoint} has no score record ({CHECKPOINT_RECORD_DIR}/{RECORD_FILE}): it was not written by "
+                f"PruningTrainer, or its save was interrupted. Nothing was changed. Resume from an earlier checkpoint "
+                f"that has one, or {fresh}."
+            )
+        try:
+            meta = ScoreRecord.verify(saved)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"The score record of {checkpoint} is damaged ({err}); nothing was changed. Resume from an earlier "
+                f"checkpoint, or {fresh}."
+            ) from None
+        problems = []
+        if meta["signals"] != self._record_signals():
+            problems.append(f"signals {meta['signals']} (this run records {self._record_signals()})")
+        if int(meta["num_samples"]) != self.num_samples:
+            problems.append(f"{meta['num_samples']} samples (this run's split has {self.num_samples})")
+        stored = meta.get("metadata", {})
+        dtype = meta.get("dtype", "float32")
+        if dtype != self.recorder.dtype:
+            problems.append(f"record_dtype {dtype!r} (this run: {self.recorder.dtype!r})")
+        rows_now = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
+        if stored.get("dataset_num_rows") is not None and rows_now is not None and stored["dataset_num_rows"] != rows_now:
+            problems.append(f"a train dataset of {stored['dataset_num_rows']} rows (this one has {rows_now})")
+        saved_fp, now_fp = stored.get("dataset_row_fingerprint"), self._row_fingerprint()
+        if saved_fp and now_fp and saved_fp != now_fp:
+            problems.append(
+                f"other rows (row fingerprint {saved_fp}, this train dataset's is {now_fp}: shuffled, re-selected or "
+                "another split?)"
+            )
+        if problems:
+            raise ValueError(
+                f"Cannot resume the score record of {checkpoint}: it was made with " + "; ".join(problems) + ". A "
+                "record is keyed by row position, so resuming on other data would mix samples. Resume with the same "
+                "dataset and arguments, or start a new run in another output_dir. Nothing was changed."
+            )
+        partial = Path(checkpoint) / CHECKPOINT_PARTIAL_DIR
+        if partial.is_dir():
+            self._check_partial_geometry(partial, checkpoint)
+        return saved
+
+    def _check_partial_geometry(self, partial: Path, checkpoint: str) -> None:
+        meta_file = partial / PARTIAL_META_FILE
+        files = sorted(partial.glob("rank*.pt"))
+        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {"world_size": len(files)}
+        world = int(meta["world_size"])
+        missing = [f"rank{r}.pt" for r in range(world) if not (partial / f"rank{r}.pt").exists()]
+        if missing:
+            raise ValueError(
+                f"{checkpoint} is incomplete: the rows of the epoch in progress of {missing} are missing (its save was "
+                "interrupted). Resume from an earlier checkpoint. Nothing was changed."
+            )
+        now = self.accelerator.num_processes
+        saved_total = meta.get("total_train_batch_size")
+        total = self._total_train_batch()
+        if (saved_total is not None and saved_total != total) or (saved_total is None and world != now):
+            was = f"{saved_total} samples per optimizer step" if saved_total is not None else f"{world} processes"
+            raise ValueError(
+                f"{checkpoint} was saved by a run with {was} ({world} processes); this run takes {total} per step "
+                f"({now} x {self.args.per_device_train_batch_size} x {self.args.gradient_accumulation_steps} "
+                "accumulation). Trainer would map the checkpoint's global step to another point of the epoch, so the "
+                "record's epoch in progress could not be completed. Resume with the same total batch size (processes "
+                "x per_device_train_batch_size x gradient_accumulation_steps); the number of processes may change. "
+                "Nothing was changed."
+            )
+
+    def _install_record(self, saved: Path | None) -> None:
+        """Makes `score_record_path` the record this run continues (the checkpoint's copy) or a new one. A record
+        that is there already is moved aside when complete (or when asked to overwrite), never deleted; a fresh run
+        onto an existing record is refused unless `overwrite_score_record=True`."""
+        path = self.score_record_path
+        if saved is not None:
+            tmp = path.with_name(path.name + ".resume-tmp")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            ScoreRecord.copy(saved, tmp)  # a real copy: the resumed run rewrites rows past the checkpoint
+            if path.exists():
+                if _is_complete_record(path):
+                    _move_aside(path, "it is complete; resuming from an earlier checkpoint rewrites it")
+                else:
+                    shutil.rmtree(path)  # the interrupted run's record: everything it holds is in `saved` or redone
+            os.replace(tmp, path)
+            return
+        if (path / RECORD_FILE).exists():
+            if not getattr(self.args, "overwrite_score_record", False):
+                raise FileExistsError(
+                    f"{path} already holds a score record ({_describe_record(path)}). Nothing was changed. Resume it "
+                    "with `train(resume_from_checkpoint=...)`, train into another `output_dir`, or pass "
+                    "`overwrite_score_record=True` (`--overwrite_score_record`) to move it aside and start a new one."
+                )
+            _move_aside(path, "overwrite_score_record=True")
+        elif path.exists():
+            shutil.rmtree(path)  # no record.json: the leftovers of a record that was never committed
+        capacity = int(math.ceil(self.args.num_train_epochs)) if self.args.max_steps <= 0 else 1
+        metadata = self._record_metadata()
+        ScoreRecord.create(path, self.num_samples, self._record_signals(), capacity, metadata, self.recorder.dtype)
+
+    def _load_partial_rows(self, partial: Path) -> None:
+        """Each rank takes back its own rows of the epoch in progress; after a change of world size the main
+        process takes every saved rank's rows (the epoch-end de-duplication keeps each sample once)."""
+        meta_file = partial / PARTIAL_META_FILE
+        files = sorted(partial.glob("rank*.pt"), key=lambda p: int(p.stem[4:]))
+        world = json.loads(meta_file.read_text())["world_size"] if meta_file.exists() else len(files)
+        if world == self.accelerator.num_processes:
+            files = [partial / f"rank{self.accelerator.process_index}.pt"]
+        elif not self.accelerator.is_main_process:
+            files = []
+        for file in files:
+            if not file.exists():
+                continue
+            state = torch.load(file, weights_only=True)
+            before = self.recorder.num_rows
+            self.recorder.load_state_dict(state, device=self.args.device, append=True)
+            self._trained_rows += int(state.get("trained", self.recorder.num_rows - before))
+
+    def _finish_record(self) -> None:
+        if self._record is not None:
+            self._record.metadata["complete"] = True
+            self._record.commit_metadata()
+
+    # ---- checkpoints
+
+    def _save_record_to_checkpoint(self, checkpoint: Path) -> None:
+        is_main = self.accelerator.is_main_process
+        partial = checkpoint / CHECKPOINT_PARTIAL_DIR
+        partial.mkdir(parents=True, exist_ok=True)
+        if is_main and self._record is not None:
+            _link_record(self._record.path, checkpoint / CHECKPOINT_RECORD_DIR)
+        if self._dynamic is not None and is_main:
+            self._dynamic.save(checkpoint / "dynamic_pruning")  # identical on every rank: the main one writes it
+        state = self.recorder.state_dict()
+        state["trained"] = self._trained_rows
+        rank_file = partial / f"rank{self.accelerator.process_index}.pt"
+        torch.save(state, rank_file.with_suffix(".tmp"))
+        os.replace(rank_file.with_suffix(".tmp"), rank_file)
+        if is_main:
+            meta = {
+                "world_size": self.accelerator.num_processes,
+                "per_device_train_batch_size": self.args.per_device_train_batch_size,
+                "gradient_accumulation_steps": self.args.gradient_accumulation_steps,
+                "total_train_batch_size": self._total_train_batch(),
+                "recorded_epochs": self._recorded_epochs,
+            }
+            (partial / PARTIAL_META_FILE).write_text(json.dumps(meta, indent=2))
+
+    # ---- epochs
 
     def _align_record_to_epoch(self, epoch: int) -> None:
         # Epoch k of training is row k of the record. After resuming from a checkpoint taken on an epoch's last
@@ -313,20 +644,70 @@ class PruningTrainer(Trainer):
             self._end_recording_epoch()
 
     def _end_recording_epoch(self) -> None:
+        epoch = self._recorded_epochs
         if self.record_clean_view:
             self._clean_view_pass()
-        ids, labels, values = self.recorder.gather(self.accelerator)
+        ids, labels, values = self.recorder.local_rows()
+        raise_on_every_rank(self._check_epoch_rows(epoch, ids), self.accelerator, f"checking epoch {epoch}'s rows")
         if self._dynamic is not None:
-            # Feeds the gathered losses to the policy (train_loss scoring) and adds the epoch's `selected` mask.
-            known = self._record.labels if self._record is not None else None
-            ids, labels, values = self._dynamic.end_epoch(self._recorded_epochs, ids, labels, values, known)
-            if self._record is not None:
-                self._record.metadata["dynamic"] = self._dynamic.metadata()
-        if self.accelerator.is_main_process:
-            self._record.write_epoch(self._recorded_epochs, ids, values, labels)
+            # The policy's score table is the same on every rank: (id, label, loss) triples of every rank's rows.
+            table = self.recorder.gather(self.accelerator, signals=["loss"]) if self._dynamic.uses_train_losses else None
+            self._dynamic.end_epoch(epoch, table)
+        self._write_epoch(epoch, ids, labels, values)
         self._recorded_epochs += 1
         self.recorder.reset()
-        self.accelerator.wait_for_everyone()
+        self._trained_rows = 0
+
+    def _check_epoch_rows(self, epoch: int, ids: torch.Tensor) -> Exception | None:
+        """What is wrong with this rank's rows of `epoch` (or None). Once per epoch: host transfers are fine here."""
+        if not self.record_clean_view and self.recorder.num_rows != self._trained_rows:
+            return RuntimeError(
+                f"Epoch {epoch}: this process trained on {self._trained_rows} samples but recorded "
+                f"{self.recorder.num_rows}. The record would be incomplete or mis-keyed, so training stops. (An override "
+                "of `compute_loss` or `training_step` must call `super()`, which records the batch.)"
+            )
+        if ids.numel():
+            low, high = int(ids[0]), int(ids[-1])  # sorted
+            if low < 0 or high >= self.num_samples:
+                return ValueError(
+                    f"Epoch {epoch}: sample ids span [{low}, {high}] but the record holds {self.num_samples} samples "
+                    "(ids are row positions of the unpruned split). Set `record_num_samples` to that split's length."
+                )
+        return None
+
+    def _write_epoch(self, epoch: int, ids: torch.Tensor, labels: torch.Tensor, values: torch.Tensor) -> None:
+        """Streams every rank's rows to the main process, which writes the epoch row segment by segment. The main
+        process's errors (a full disk, a label conflict) are raised on every rank, after the stream is drained."""
+        accelerator = self.accelerator
+        writer, error = None, None
+        if accelerator.is_main_process:
+            try:
+                writer = self._record.epoch_writer(epoch)
+                if self._dynamic is not None:
+                    for name, row in self._dynamic.record_rows(epoch).items():
+                        writer.set_row(name, row)
+                    self._record.metadata["dynamic"] = self._dynamic.metadata()
+            except Exception as err:  # noqa: BLE001 - re-raised on every rank below
+                error = err
+        packed = self.recorder.packed_rows(labels, values)
+        for start, stop, rank_ids, rank_rows in stream_rows_to_main(accelerator, ids, packed, self.num_samples):
+            if writer is None or error is not None:
+                continue  # keep taking part in the collective
+            try:
+                unpacked = [self.recorder.unpack_rows(rows) for rows in rank_rows]
+                writer.write(start, stop, rank_ids, [u[0] for u in unpacked], [u[1] for u in unpacked],
+                             signals=self.recorder.signals)  # fmt: skip
+            except Exception as err:  # noqa: BLE001
+                error = err
+        if writer is not None:
+            try:
+                if error is None:
+                    writer.commit()
+            except Exception as err:  # noqa: BLE001
+                error = err
+            finally:
+                writer.close()
+        raise_on_every_rank(error, accelerator, f"writing epoch {epoch} of the score record")
 
     @torch.no_grad()
     def _clean_view_pass(self) -> None:
@@ -335,15 +716,20 @@ class PruningTrainer(Trainer):
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
         model.eval()
-        dataloader = self.get_eval_dataloader(self.clean_view_dataset)
-        for batch in dataloader:
-            batch = self._prepare_inputs(batch)
-            ids = batch.pop(SAMPLE_ID_COLUMN)
-            labels = self._labels_of(batch)
-            with self.autocast_smart_context_manager():
-                outputs = model(**batch)
-            self.recorder.add(ids, logits_of(outputs), labels)
-        model.train(was_training)
+        error = None
+        try:
+            for batch in self.sample_id_dataloader(self.clean_view_dataset, "Clean view"):
+                batch = self._prepare_inputs(batch)
+                ids = batch.pop(SAMPLE_ID_COLUMN)
+                labels = self._labels_of(batch)
+                with self.autocast_smart_context_manager():
+                    outputs = model(**batch)
+                self.recorder.add(ids, logits_of(outputs), labels)
+        except Exception as err:  # noqa: BLE001 - a map-style eval loader holds no collective: safe to stop here
+            error = err
+        finally:
+            model.train(was_training)
+        raise_on_every_rank(error, self.accelerator, "the clean-view pass")
 
 
 def _source_of(dataset) -> dict[str, Any]:
@@ -352,6 +738,34 @@ def _source_of(dataset) -> dict[str, Any]:
         return infer_source(dataset)
     except Exception:  # provenance is best effort; never fail a training run for it
         return {}
+
+
+def _is_complete_record(path: Path) -> bool:
+    try:
+        return bool(json.loads((path / RECORD_FILE).read_text()).get("metadata", {}).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
+def _describe_record(path: Path) -> str:
+    try:
+        meta = json.loads((path / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return "unreadable record.json"
+    state = "complete" if meta.get("metadata", {}).get("complete") else "not marked complete"
+    return f"{meta.get('num_epochs')} epochs of {meta.get('num_samples')} samples, {state}"
+
+
+def _move_aside(path: Path, why: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{path.name}.old-{stamp}")
+    k = 1
+    while dest.exists():
+        dest = path.with_name(f"{path.name}.old-{stamp}-{k}")
+        k += 1
+    os.replace(path, dest)
+    logger.warning(f"The score record in {path} was moved aside to {dest} ({why}); it was not deleted.")
+    return dest
 
 
 def _link_record(src: Path, dst: Path) -> None:

@@ -19,14 +19,17 @@ def test_create_write_load_roundtrip_and_growth(tmp_path):
     np.testing.assert_allclose(p[:, 0], [0, 0.1, 0.2])
     assert np.isnan(p[:, 1]).all()  # NaN = not seen
     np.testing.assert_array_equal(loaded.labels, [1, -1, 2, -1, 3])
-    assert loaded.metadata == {"model": "m"}
+    assert loaded.metadata == {"model": "m", "epoch_num_seen": [3, 3, 3]}
+    assert loaded.dtype == "float32"
 
 
 def test_crash_mid_epoch_leaves_last_complete_epoch(tmp_path):
     record = ScoreRecord.create(tmp_path / "r", 4, ["p_target"], capacity_epochs=4)
     record.write_epoch(0, np.arange(4), {"p_target": np.ones(4)})
     # a crash after the row was partly written but before the commit: record.json still says 1 epoch
-    record._arrays["p_target"][1] = 0.5
+    writer = record.epoch_writer(1)
+    writer.write(0, 2, [np.array([0, 1])], [np.array([-1, -1])], [np.full((2, 1), 0.5)])
+    writer.close()
     assert ScoreRecord.load(tmp_path / "r").num_epochs == 1
     with pytest.raises(ValueError, match="missing from the values"):
         record.write_epoch(1, np.arange(4), {})

@@ -18,7 +18,7 @@ def _result(n=50, ratio=0.3, seed=0, labels=True):
 
 
 def test_ids_masks_and_validation():
-    result = PruneResult(kept_ids=[4, 1, 1, 3], scores=np.arange(6.0), prune_ratio=0.5, method="m")
+    result = PruneResult(kept_ids=[4, 1, 3], scores=np.arange(6.0), prune_ratio=0.5, method="m")
     assert result.kept_ids.tolist() == [1, 3, 4]
     assert result.removed_ids.tolist() == [0, 2, 5]
     assert result.keep_mask().tolist() == [False, True, False, True, True, False]

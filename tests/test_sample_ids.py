@@ -1,5 +1,6 @@
-"""Sample ids: added as the row position when absent, kept when present, carried through collators that drop
-unknown keys, refused where they cannot be known (a stream without ids), and the length of the unpruned split."""
+"""Sample ids ride beside the dataset's items: whatever a transform, collator or dataset class does, the batch gets
+its ids; pruned views keep their original ids; streams without ids are refused with the right fix; the row
+fingerprint sees moved rows but not transforms."""
 
 import datasets
 import numpy as np
@@ -8,62 +9,124 @@ import torch
 
 from hf_prune.sample_ids import (
     SAMPLE_ID_COLUMN,
-    IndexedDataset,
-    KeepSampleIdCollator,
-    add_sample_ids,
-    check_has_labels,
+    SampleIdCollator,
+    SampleIdDataset,
+    SampleIdItem,
+    check_stream_ids,
     num_unpruned_samples,
+    row_fingerprint,
+    sample_id_range,
     sample_ids_of,
 )
 
 
-def test_added_as_row_position_when_absent_and_kept_when_present():
-    ds = datasets.Dataset.from_dict({"x": [10, 11, 12], "label": [0, 1, 0]})
-    with_ids = add_sample_ids(ds)
-    assert with_ids[SAMPLE_ID_COLUMN] == [0, 1, 2] and with_ids.features[SAMPLE_ID_COLUMN].dtype == "int64"
-    pruned = with_ids.select([2, 0])
-    assert add_sample_ids(pruned)[SAMPLE_ID_COLUMN] == [2, 0]  # a pruned view keeps the original ids
-    assert sample_ids_of(pruned).tolist() == [2, 0] and sample_ids_of(ds).tolist() == [0, 1, 2]
-    assert num_unpruned_samples(pruned) == 3  # max id + 1
-    assert num_unpruned_samples(pruned, override=10) == 10
-    assert add_sample_ids(None) is None
+def rows(n=6):
+    return datasets.Dataset.from_dict({"x": list(range(10, 10 + n)), "label": [i % 3 for i in range(n)]})
 
 
-def test_torch_datasets_are_wrapped_and_streams_need_the_column():
-    class Rows(torch.utils.data.Dataset):
+def new_dict(batch):
+    """The HF "fine-tune ViT" guide's transform: a brand-new dict (every other key, `sample_id` included, is gone)."""
+    return {"pixel_values": [[float(x)] for x in batch["x"]], "labels": batch["label"]}
+
+
+def test_ids_survive_a_transform_that_returns_a_new_dict():
+    ds = rows().with_transform(new_dict)
+    view = SampleIdDataset(ds)
+    assert view[4] == SampleIdItem(4, {"pixel_values": [14.0], "labels": 1})
+    batch = view.__getitems__([5, 0, 2])  # batched reads stay batched (one transform call)
+    assert [item.sample_id for item in batch] == [5, 0, 2]
+    assert [item.item["pixel_values"] for item in batch] == [[15.0], [10.0], [12.0]]
+
+    # A pruned view carries the original ids in a column; the transform drops it, the raw column is read instead.
+    pruned = rows().add_column(SAMPLE_ID_COLUMN, np.arange(6)).select([4, 1])
+    pruned.set_transform(new_dict)
+    assert [item.sample_id for item in SampleIdDataset(pruned).__getitems__([0, 1])] == [4, 1]
+    assert sample_ids_of(pruned).tolist() == [4, 1] and sample_id_range(pruned) == (1, 4)
+    assert num_unpruned_samples(pruned) == 5 and num_unpruned_samples(pruned, override=10) == 10
+
+
+def test_any_item_type_and_remove_unused_columns():
+    class Tuples(torch.utils.data.Dataset):
         def __len__(self):
-            return 2
+            return 3
 
         def __getitem__(self, i):
-            return {"x": i, "labels": i}
+            return (torch.tensor([float(i)]), i % 2)
 
-    wrapped = add_sample_ids(Rows())
-    assert isinstance(wrapped, IndexedDataset) and wrapped[1] == {"x": 1, "labels": 1, SAMPLE_ID_COLUMN: 1}
-    assert num_unpruned_samples(wrapped) == 2
+    assert SampleIdDataset(Tuples())[2] == SampleIdItem(2, (torch.tensor([2.0]), 0))
+    assert sample_id_range(Tuples()) == (0, 2) and num_unpruned_samples(Tuples()) == 3
 
-    class Tuples(Rows):
+    class Dicts(Tuples):
         def __getitem__(self, i):
-            return (i, i)
+            return {"x": i, "labels": i, "note": "drop me"}
 
-    with pytest.raises(TypeError, match="items to be dicts"):
-        add_sample_ids(Tuples())[0]
-    stream = datasets.Dataset.from_dict({"x": [1, 2], "label": [0, 1]}).to_iterable_dataset()
-    with pytest.raises(ValueError, match="IterableDataset without a `sample_id` column"):
-        add_sample_ids(stream)
+    assert SampleIdDataset(Dicts(), keep_keys=["x", "labels"])[1].item == {"x": 1, "labels": 1}
+    with pytest.raises(TypeError, match="streams carry"):
+        SampleIdDataset(rows().to_iterable_dataset())
 
 
-def test_collator_wrapper_keeps_ids_when_the_collator_drops_them():
-    def drops_unknown_keys(features):
+def test_collator_reattaches_ids_after_the_users_collator():
+    def drops_everything_else(features):
+        return {"labels": torch.tensor([f[1] for f in features])}
+
+    collate = SampleIdCollator(drops_everything_else)
+    batch = collate([SampleIdItem(7, ("a", 3)), SampleIdItem(2, ("b", 4))])
+    assert batch[SAMPLE_ID_COLUMN].tolist() == [7, 2] and batch[SAMPLE_ID_COLUMN].dtype == torch.int64
+    assert batch["labels"].tolist() == [3, 4]
+
+    def dict_collator(features):
+        assert all(SAMPLE_ID_COLUMN not in f for f in features)  # the user's collator never sees the ids
         return {"labels": torch.tensor([f["labels"] for f in features])}
 
-    collate = KeepSampleIdCollator(drops_unknown_keys)
-    batch = collate([{"labels": 3, SAMPLE_ID_COLUMN: 7}, {"labels": 4, SAMPLE_ID_COLUMN: 2}])
-    assert batch[SAMPLE_ID_COLUMN].tolist() == [7, 2] and batch["labels"].tolist() == [3, 4]
-    assert "sample_id" not in collate([{"labels": 1}])  # nothing to carry: the collator's own output
+    stream_batch = SampleIdCollator(dict_collator)([{"labels": 3, SAMPLE_ID_COLUMN: 9}, {"labels": 4, SAMPLE_ID_COLUMN: 1}])
+    assert stream_batch[SAMPLE_ID_COLUMN].tolist() == [9, 1]
+    assert SAMPLE_ID_COLUMN not in SampleIdCollator(dict_collator)([{"labels": 1}])  # eval items pass through
+    with pytest.raises(TypeError, match="dict-like batch"):
+        SampleIdCollator(lambda f: torch.zeros(2))([SampleIdItem(0, 1), SampleIdItem(1, 2)])
 
 
-def test_label_column_check():
-    check_has_labels(datasets.Dataset.from_dict({"labels": [1]}))
-    with pytest.raises(ValueError, match="no label column"):
-        check_has_labels(datasets.Dataset.from_dict({"y": [1]}), "train dataset")
-    check_has_labels(np.zeros(3))  # not a datasets.Dataset: nothing to check here
+def test_streams_need_ids_added_before_shuffling():
+    stream = rows().to_iterable_dataset()
+    with pytest.raises(ValueError, match=r"without a `sample_id` column.*before `\.shuffle\(\)`.*shuffled order"):
+        check_stream_ids(stream)
+    # Columns unknown after a `.map`: the first item is read.
+    mapped = stream.map(lambda e: {"y": e["x"]}, remove_columns=["x"])
+    mapped._info.features = None
+    with pytest.raises(ValueError, match=r"items \(keys \['label', 'y'\]\) have no `sample_id`.*before `\.shuffle"):
+        check_stream_ids(mapped)
+    with_ids = rows().map(lambda _, i: {SAMPLE_ID_COLUMN: i}, with_indices=True).to_iterable_dataset().shuffle(seed=0)
+    check_stream_ids(with_ids)
+
+    class Tensors(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield torch.zeros(2)
+
+    with pytest.raises(ValueError, match="items \\(a Tensor\\) have no `sample_id`"):
+        check_stream_ids(Tensors())
+
+
+def test_row_fingerprint_sees_moved_rows_not_transforms(tmp_path):
+    ds = rows(40)
+    same = row_fingerprint(ds)
+    assert row_fingerprint(ds.with_transform(new_dict)) == same  # another augmentation, the same rows
+    assert row_fingerprint(ds.with_format("torch")) == same
+    assert row_fingerprint(ds.shuffle(seed=0)) != same
+    assert row_fingerprint(ds.select(range(39))) != same
+    assert row_fingerprint(rows(40)) == same  # rebuilt in another process: deterministic
+    assert row_fingerprint(torch.utils.data.TensorDataset(torch.zeros(3))) is None
+
+    # Images count by content, not by where a cache put them.
+    from PIL import Image
+
+    paths = []
+    for k, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "img.png")
+        Image.fromarray(np.full((4, 4), 7, dtype=np.uint8)).save(paths[-1])
+    by_path = [datasets.Dataset.from_dict({"image": [str(p)]}).cast_column("image", datasets.Image()) for p in paths]
+    assert row_fingerprint(by_path[0]) == row_fingerprint(by_path[1])  # same file name, other folders
+    by_bytes = [
+        datasets.Dataset.from_dict({"image": [{"bytes": p.read_bytes(), "path": str(p)}]}, features=by_path[0].features)
+        for p in paths
+    ]
+    assert row_fingerprint(by_bytes[0]) == row_fingerprint(by_bytes[1])  # same bytes, other paths

@@ -10,8 +10,9 @@ _run_epoch(e): the epoch's own number of batches and optimizer steps (varying-le
 training steps: the sampler's k_e indices, sharded by accelerate; compute_loss applies InfoBatch weights per
     sample by indexing the device weight table with the batch's sample ids (no host synchronisation)
 on_epoch_end(e) (every rank), inside PruningTrainer._end_recording_epoch
-    Recorder.gather (all ranks, de-duplicated) ──> scoring="train_loss": sampler.update(ids, loss)  ("train_s")
-    the record row of epoch e gets the "selected" mask (1 selected, 0 not) next to the recorded signals
+    Recorder.gather(signals=["loss"]): (id, label, loss) of every rank, de-duplicated ──> scoring="train_loss":
+        sampler.update(ids, loss)                                                                        ("train_s")
+    main process: record_rows(e) ──> the record row of epoch e gets the "selected" mask (1 selected, 0 not)
 _save_checkpoint: sampler + policy table + timings + epoch log ──> checkpoint-N/dynamic_pruning/ ;
     train(resume_from_checkpoint) restores them, so the resumed run draws the same selections as an uninterrupted one
 ```
@@ -182,33 +183,24 @@ class TrainerDynamicPruning:
         self.sampler.set_epoch(epoch)
         self._epoch_start = time.perf_counter()
 
-    def end_epoch(self, epoch: int, ids, labels, values, known_labels):
-        """Feeds the gathered training losses to the policy and adds the `selected` row; returns what to write.
+    @property
+    def uses_train_losses(self) -> bool:
+        """Whether `end_epoch` needs the epoch's gathered training losses (`dynamic_scoring="train_loss"`)."""
+        return self.scoring == "train_loss" and self.policy.uses_scores
 
-        `ids, labels, values` are `Recorder.gather`'s (sample ids seen this epoch, identical on every rank). The
-        returned arrays cover every sample id (NaN for unseen signals) so that the record's `selected` row holds 0 for
-        the samples not selected; `known_labels` (main process: the record's labels) keeps their stored labels.
+    def end_epoch(self, epoch: int, table=None) -> None:
+        """Feeds the epoch's training losses to the policy (every rank) and notes the epoch's timing.
+
+        `table` is `Recorder.gather(accelerator, signals=["loss"])`'s `(ids, labels, {"loss": values})`: the (id, loss)
+        pairs of every sample seen this epoch, identical on every rank; needed only when `uses_train_losses`.
         """
         train_s = time.perf_counter() - self._epoch_start if self._epoch_start is not None else float("nan")
         self._epoch_start = None
-        if self.scoring == "train_loss" and self.policy.uses_scores and len(ids):
+        if self.uses_train_losses and table is not None and len(table[0]):
+            ids, labels, values = table
             pos = self.position_of[ids]
             ok = pos >= 0
             self.sampler.update(pos[ok], np.asarray(values["loss"])[ok], np.asarray(labels)[ok])
-        n = self.position_of.shape[0]
-        full_ids = np.arange(n, dtype=np.int64)
-        full_values = {}
-        for name, v in values.items():
-            row = np.full(n, np.nan, dtype=np.float32)
-            row[ids] = v
-            full_values[name] = row
-        selected = np.full(n, np.nan, dtype=np.float32)
-        if self.sampler.epoch == epoch and self.sampler.selection is not None:
-            selected[self.sample_ids] = 0.0
-            selected[self.sample_ids[self.sampler.selection.ids]] = 1.0
-        full_values[SELECTED_SIGNAL] = selected
-        full_labels = np.full(n, -1, dtype=np.int64) if known_labels is None else np.array(known_labels, np.int64)
-        full_labels[ids] = labels
         self.timing.append(
             {
                 "epoch": int(epoch),
@@ -218,7 +210,16 @@ class TrainerDynamicPruning:
             }
         )
         self._scoring_s = 0.0
-        return full_ids, full_labels, full_values
+
+    def record_rows(self, epoch: int) -> dict[str, np.ndarray]:
+        """The whole rows `[n]` the score record holds next to the recorded signals for `epoch` (main process):
+        `selected` is 1 for the samples selected, 0 for those not, NaN outside the dataset."""
+        n = self.position_of.shape[0]
+        selected = np.full(n, np.nan, dtype=np.float32)
+        if self.sampler.epoch == epoch and self.sampler.selection is not None:
+            selected[self.sample_ids] = 0.0
+            selected[self.sample_ids[self.sampler.selection.ids]] = 1.0
+        return {SELECTED_SIGNAL: selected}
 
     # ------------------------------------------------------------------ loss
 
@@ -369,13 +370,8 @@ class TrainerDynamicPruning:
         """
         trainer = self.trainer
         dataset = trainer.clean_view_dataset if trainer.clean_view_dataset is not None else trainer.train_dataset
-        if hasattr(trainer, "_get_dataloader"):
-            # Not `get_eval_dataloader`: with persistent workers it would hand back the cached eval loader.
-            loader = trainer._get_dataloader(
-                dataset, "Dynamic pruning scoring", trainer.args.eval_batch_size, trainer._get_eval_sampler
-            )
-        else:  # pragma: no cover - older transformers
-            loader = trainer.get_eval_dataloader(dataset)
+        # Not `get_eval_dataloader`: with persistent workers it would hand back the cached eval loader.
+        loader = trainer.sample_id_dataloader(dataset, "Dynamic pruning scoring")
         model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model
         was_training = model.training
         model.eval()

@@ -73,6 +73,11 @@ def _check_token(api, token: str | None, namespace: str | None) -> str:
             f"The Hub at {_endpoint()} rejected the token (HTTP {status}): {err}. Check HF_TOKEN / `token=`; "
             "nothing was pushed."
         ) from err
+    except Exception as err:  # transport errors (no network, DNS, TLS, timeouts) are not HfHubHTTPError
+        raise HubPushError(
+            f"Could not reach the Hub at {_endpoint()} to check the token ({type(err).__name__}: {err}). Nothing was "
+            "pushed."
+        ) from err
     user = info.get("name")
     role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
     if role == "read":
@@ -102,7 +107,8 @@ def push_folder_to_hub(
     the token (`whoami`, write role, namespace) and the tag. Then the repo is created if needed
     (`create_repo(repo_type="dataset", exist_ok=True)`), a missing `revision` branch is created from `main`, and
     `upload_folder` makes one commit that also deletes stale `data/` and `images/` files, so the repo mirrors the
-    folder. If that commit fails, a repo or branch this call created is deleted again.
+    folder. If anything after the repo's creation fails (an HTTP error, a dropped connection, Ctrl-C), a repo or
+    branch this call created is deleted again.
 
     Args:
         folder (`str` or `os.PathLike`):
@@ -124,8 +130,10 @@ def push_folder_to_hub(
         `str`: the commit URL.
 
     Raises:
-        `HubPushError`: no/invalid/read-only token, a namespace the token cannot write, an existing tag, or a failed
-            commit. `FileNotFoundError` / `ValueError`: the folder is not a complete, consistent index list.
+        `HubPushError`: no/invalid/read-only token, a namespace the token cannot write, an existing tag, an
+            unreachable Hub, or a failed commit (HTTP or transport error; the cause is chained and named, and a repo or
+            branch this call created is deleted again, or the message says how to). `FileNotFoundError` /
+            `ValueError`: the folder is not a complete, consistent index list.
 
     Example:
 
@@ -136,7 +144,6 @@ def push_folder_to_hub(
     ```
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import validate_repo_id
 
     folder = Path(folder)
@@ -148,10 +155,15 @@ def push_folder_to_hub(
         repo_id = f"{user}/{repo_id}"
     validate_repo_id(repo_id)
 
-    existed = api.repo_exists(repo_id, repo_type="dataset")
+    try:
+        existed = api.repo_exists(repo_id, repo_type="dataset")
+        refs = api.list_repo_refs(repo_id, repo_type="dataset") if existed else None
+    except Exception as err:  # HTTP and transport errors alike: nothing was created yet
+        raise HubPushError(
+            f"Could not look up {repo_id} on {_endpoint()} ({type(err).__name__}: {err}). Nothing was pushed."
+        ) from err
     branch_missing = False
     if existed:
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
         if revision is not None:
             branch_missing = revision not in {b.name for b in refs.branches}
         if tag is not None and tag in {t.name for t in refs.tags}:
@@ -173,6 +185,7 @@ def push_folder_to_hub(
         (stage / CARD_FILE).write_text(card.replace(REPO_ID_PLACEHOLDER, repo_id), encoding="utf-8")
 
         created_branch = False
+        commit = None
         try:
             if not existed:
                 api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -190,16 +203,34 @@ def push_folder_to_hub(
             )
             if tag is not None:
                 api.create_tag(repo_id, tag=tag, revision=commit.oid, repo_type="dataset")
-        except (HfHubHTTPError, OSError) as err:
-            try:
-                if not existed:
-                    api.delete_repo(repo_id, repo_type="dataset", missing_ok=True)
-                elif created_branch:
-                    api.delete_branch(repo_id, branch=revision, repo_type="dataset")
-            except HfHubHTTPError:
-                pass
-            raise HubPushError(f"Pushing {folder} to {repo_id} on {_endpoint()} failed: {err}") from err
+        except BaseException as err:  # HTTP, transport (httpx), OS errors, and Ctrl-C: undo what this call created
+            # A repo this call set out to create is deleted even if its creation seemed to fail (the request may have
+            # reached the Hub before the connection dropped); missing_ok makes that harmless.
+            undone = _roll_back(api, repo_id, revision, not existed, created_branch)
+            if commit is not None and existed and not created_branch:
+                undone = f"The commit {commit.oid} was made, but tagging it {tag!r} failed; tag it by hand."
+            if not isinstance(err, Exception):
+                raise
+            raise HubPushError(
+                f"Pushing {folder} to {repo_id} on {_endpoint()} failed ({type(err).__name__}: {err}). {undone}"
+            ) from err
     return commit.commit_url
+
+
+def _roll_back(api, repo_id: str, revision: str | None, repo: bool, branch: bool) -> str:
+    """Deletes the repo or branch a failed push created; returns a sentence saying what became of it."""
+    if not repo and not branch:
+        return "Nothing was created on the Hub."
+    what = f"the repo {repo_id}" if repo else f"the branch {revision!r} of {repo_id}"
+    try:
+        if repo:
+            api.delete_repo(repo_id, repo_type="dataset", missing_ok=True)
+        else:
+            api.delete_branch(repo_id, branch=revision, repo_type="dataset")
+    except Exception as err:  # noqa: BLE001 - reported, the push error is what is raised
+        fix = f"`hf repo delete {repo_id} --repo-type dataset`" if repo else f"delete the branch {revision!r}"
+        return f"This push created {what} and could not remove it ({type(err).__name__}: {err}); remove it with {fix}."
+    return f"{what[0].upper()}{what[1:]}, created by this push, was removed again."
 
 
 def push_results_to_hub(

@@ -10,13 +10,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..provenance import infer_source
+from ..sample_ids import row_fingerprint
 from .content import content_values
 from .hub import fetch_index_folder
 from .index_list import IndexList, read_index_list
 
 
 class SourceMismatchWarning(UserWarning):
-    """The source split matches the list's row count and ids, but not the revision or fingerprint it was scored on."""
+    """The source split matches the list's row count and ids, but not the revision or fingerprint it was scored on:
+    the selected rows may be the wrong ones (see the message for what was and was not verified)."""
 
 
 def _remap(index_list: IndexList, source_dataset, where: str) -> np.ndarray | None:
@@ -56,14 +58,18 @@ def load_pruned(
     *,
     token: str | None = None,
     source_revision: str | None = None,
+    force: bool = False,
 ):
     """Applies a pruned index list to the unpruned source split and returns the pruned `datasets.Dataset`.
 
     Checks, in order: the list's own checksum (`index_sha256` in the card) and order; then, where the list has a
     content key (e.g. file names) and the source has that column, the rows are matched by content, which remaps the
-    ids onto a mirror that orders (or counts) the rows differently; otherwise the source's row count must equal the
-    one the list was made on and every id must be in bounds. A different source revision (`source_revision`) or
-    dataset fingerprint only warns (`SourceMismatchWarning`): fingerprints differ between caches of the same data.
+    ids onto a mirror that orders (or counts) the rows differently. Otherwise the ids are row positions, so: the
+    source's row count must equal the one the list was made on, every id must be in bounds, and where the list
+    carries the scored split's row fingerprint (lists made from a `PruningTrainer` record) the source's rows must
+    match it (a shuffled or re-ordered copy is refused: it would give the wrong rows). A different source revision,
+    or a different `datasets` fingerprint where no row fingerprint can be checked, warns (`SourceMismatchWarning`)
+    and says what could not be verified.
 
     Args:
         source_dataset (`datasets.Dataset`):
@@ -79,13 +85,16 @@ def load_pruned(
         source_revision (`str`, *optional*):
             The revision of the source you loaded, compared with the one recorded in the card; by default the commit
             a split loaded from the Hub with `load_dataset` was cached at.
+        force (`bool`, *optional*, defaults to `False`):
+            Apply the list although the source's rows fail the row-fingerprint check (a warning instead of an error).
 
     Returns:
         `datasets.Dataset`: `source_dataset.select(kept rows)`.
 
     Raises:
-        `ValueError`: the list fails its checksum, or the source has another row count, ids out of bounds or, by
-            content key, rows the list needs but the source lacks. The message says what differs.
+        `ValueError`: the list fails its checksum, or the source has another row count, ids out of bounds, other rows
+            than the ones scored (row fingerprint) or, by content key, rows the list needs but the source lacks. The
+            message says what differs.
 
     Example:
 
@@ -103,6 +112,7 @@ def load_pruned(
     n_src = len(source_dataset)
     expected = index_list.num_samples
     rows = _remap(index_list, source_dataset, where)
+    by_content = rows is not None  # every kept row was found by its content key
     agree = "row count and ids agree" if rows is None else f"the rows were matched by {index_list.content_key!r}"
     if rows is None:
         if n_src != expected:
@@ -132,13 +142,37 @@ def load_pruned(
             SourceMismatchWarning,
             stacklevel=2,
         )
-    recorded_fp = src.get("fingerprint")
+    if not by_content:
+        _check_rows(index_list, source_dataset, where, force)
+    return source_dataset.select(rows)
+
+
+def _check_rows(index_list: IndexList, source_dataset, where: str, force: bool) -> None:
+    """Ids are row positions here: checks the source's rows are the scored ones, as far as the list allows."""
+    _, provenance = index_list.saved_params_and_provenance()
+    scored = ((provenance or {}).get("record") or {}).get("dataset_row_fingerprint")
+    if scored:
+        current = row_fingerprint(source_dataset)
+        if current is not None and current != scored:
+            message = (
+                f"{where}: the source's rows are not the ones that were scored (row fingerprint {current}, the list's "
+                f"{scored}): the row count agrees, but rows moved (a shuffled or re-ordered copy, another mirror, or "
+                "another revision), so selecting by index would return the WRONG rows. Load the split the list was "
+                "made on, or use a list saved with a content key (`content_key=`, e.g. file names), which is matched "
+                "by content."
+            )
+            if not force:
+                raise ValueError(message + " Pass `force=True` only if you know the rows are the same.")
+            warnings.warn(message + " Applied anyway (force=True).", SourceMismatchWarning, stacklevel=3)
+        return
+    recorded_fp = index_list.source.get("fingerprint")
     fingerprint = getattr(source_dataset, "_fingerprint", None)
     if recorded_fp and fingerprint and recorded_fp != fingerprint:
         warnings.warn(
-            f"{where}: the source's fingerprint {fingerprint} differs from the one scored ({recorded_fp}). This is "
-            f"expected for a copy loaded from another cache or transformed; {agree}.",
+            f"{where}: the source's `datasets` fingerprint {fingerprint} differs from the one recorded ({recorded_fp}) "
+            "and this list carries no content key or row fingerprint to check the rows with. The row count agrees. "
+            "If the source is the same data loaded from another cache, or with a transform, this is harmless; if its "
+            "rows are in another order (a shuffled copy, another mirror), the ids select the WRONG rows.",
             SourceMismatchWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return source_dataset.select(rows)

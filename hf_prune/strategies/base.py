@@ -183,6 +183,7 @@ class Strategy(abc.ABC):
         primary = records[0]
         if scores.shape != (primary.num_samples,):
             raise RuntimeError(f"{self.name} scored shape {scores.shape}; expected ({primary.num_samples},).")
+        _check_scored(scores, self.name, primary)
         labels = primary.labels
         selection_params: dict[str, Any] = {"keep": keep, "class_balanced": class_balanced, "selection": selection}
         if selection == "ccs":
@@ -221,6 +222,22 @@ class Strategy(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+MAX_UNSCORED_FRACTION = 0.5
+
+
+def _check_scored(scores: np.ndarray, method: str, record: ScoreRecord) -> None:
+    """Refuses to select from scores that are all or mostly NaN: the kept set would be picked by sample id, not by
+    the method (an empty or mostly empty record, e.g. training that never reached the recorder)."""
+    unscored = int(np.isnan(scores).sum())
+    if unscored and unscored > MAX_UNSCORED_FRACTION * scores.size:
+        what = "no sample has" if unscored == scores.size else f"{unscored} of {scores.size} samples have no"
+        raise ValueError(
+            f"`{method}`: {what} score (NaN) from this record ({record.num_epochs} epochs; NaN where the record never "
+            "saw a sample, or saw it too rarely for the method). Selecting would keep samples by id, not by score. "
+            "Check the record (`record.signal(...)` should not be mostly NaN) or the method's parameters."
+        )
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:

@@ -244,9 +244,11 @@ class DynUnc(Strategy):
     def compute(self, record: ScoreRecord) -> Scores:
         window = self.config.window
         if window >= record.num_epochs:
+            K = record.num_epochs
+            fix = f"use a window between 2 and {K - 1}" if K >= 3 else "no window fits fewer than 3 epochs"
             raise ValueError(
-                f"window={window} must be below the number of recorded epochs ({record.num_epochs}): Eq. 3 "
-                f"averages K-J windows. Use window <= {max(2, record.num_epochs - 1)} or train for more epochs."
+                f"window={window} must be below the number of recorded epochs ({K}): Eq. 3 averages K-J windows. "
+                f"{fix[0].upper() + fix[1:]}, or train for at least {window + 1} epochs."
             )
         acc = DynUncAccumulator(record.num_samples, window)
         for row in record.iter_epochs(self.config.signal):

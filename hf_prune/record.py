@@ -132,8 +132,8 @@ class ScoreRecord:
     """Per-sample signals over epochs: `signal(name)` is an array `[num_epochs, num_samples]` (float32, or float16
     for records made with `record_dtype="float16"`; `iter_epochs` always yields float32 rows).
 
-    NaN means the sample was not seen in that epoch (or its label was the ignore index). Sample ids are column positions, i.e. row positions in
-    the *unpruned* training split. A record lives in a folder (memory-mapped, see the module docstring) or in
+    NaN means the sample was not seen in that epoch (or its label was the ignore index). Sample ids are column
+    positions, i.e. row positions in the *unpruned* training split. A record lives in a folder (memory-mapped, see the module docstring) or in
     memory (`from_arrays`).
 
     Example:
@@ -604,7 +604,9 @@ class EpochWriter:
         """
         record = self.record
         if start != self._next or not start <= stop <= record.num_samples:
-            raise ValueError(f"Segment [{start}, {stop}) does not follow [0, {self._next}) within [0, {record.num_samples}).")
+            raise ValueError(
+                f"Segment [{start}, {stop}) does not follow [0, {self._next}) within [0, {record.num_samples})."
+            )
         names = list(signals) if signals is not None else [s for s in record.signals if s not in self._rows]
         ids = np.concatenate([np.asarray(i, np.int64).reshape(-1) for i in ids]) if len(ids) else np.zeros(0, np.int64)
         if ids.size:

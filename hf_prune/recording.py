@@ -20,6 +20,7 @@ A label below 0 (the ignore index, -100) gives NaN signals and label -1 ("unknow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -140,7 +141,8 @@ def dedup_first(ids: torch.Tensor, *columns: torch.Tensor):
 def _bytes_of(t: torch.Tensor) -> torch.Tensor:
     """`[m, ...]` -> `[m, bytes per row]` uint8, a view of the same memory."""
     t = t.contiguous()
-    return t.view(torch.uint8).reshape(t.shape[0], -1)
+    width = t.element_size() * math.prod(t.shape[1:])
+    return t.view(torch.uint8).reshape(t.shape[0], width)
 
 
 class Recorder:

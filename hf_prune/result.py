@@ -38,7 +38,7 @@ def _as_ids(values, name: str = "kept_ids") -> np.ndarray:
         if bad.any():
             raise ValueError(
                 f"{name} must hold integer sample ids; got {int(bad.sum())} non-integer value(s), e.g. "
-                f"{arr[bad][0]!r}. Nothing is truncated or rounded."
+                f"{arr[bad][0].item()!r}. Nothing is truncated or rounded."
             )
     elif arr.size and arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer sample ids; got dtype {arr.dtype}.")

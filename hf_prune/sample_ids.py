@@ -6,7 +6,7 @@ names, and the mechanics that carry ids from the dataset to the recorder *beside
 transform, collator or dataset class of the user's can drop them:
 
 ```
-sampler ── position i ──> SampleIdDataset[i] = SampleIdItem(sample_id, dataset[i])   (the user's transform runs inside)
+sampler ── position i ──> SampleIdDataset[i] = SampleIdItem(sample_id, dataset[i])   (the user's transform: inside)
                               │ a batch of SampleIdItems
                               v
                           SampleIdCollator: ids = [item.sample_id ...]; batch = user_collator([item.item ...])

@@ -130,14 +130,14 @@ class PruningTrainer(Trainer):
             )
         override = getattr(self.args, "record_num_samples", None)
         if is_iterable_dataset(self.train_dataset):
-            check_stream_ids(self.train_dataset, "train dataset")
+            check_stream_ids(self.train_dataset, "train dataset")  # before training, with the fix in the message
             if override is None:
                 raise ValueError(
                     "Training on an IterableDataset: set `record_num_samples` to the unpruned split's length."
                 )
-        self.num_samples = num_unpruned_samples(self.train_dataset, override) if not is_iterable_dataset(
-            self.train_dataset
-        ) else int(override)
+            self.num_samples = int(override)
+        else:
+            self.num_samples = num_unpruned_samples(self.train_dataset, override)
         self._check_ids_fit(self.train_dataset, "train dataset")
         if clean_view_dataset is not None:
             if is_iterable_dataset(clean_view_dataset):
@@ -355,8 +355,8 @@ class PruningTrainer(Trainer):
             if name in inputs:
                 return inputs[name]
         raise ValueError(
-            f"The training batch has no labels (keys: {list(inputs)}; looked for {[*self.label_names, 'labels', 'label']}"
-            "). PruningTrainer records signals against the hard class label, read from the batch as Trainer reads "
+            f"The training batch has no labels (keys: {list(inputs)}; looked for "
+            f"{[*self.label_names, 'labels', 'label']}). PruningTrainer records signals against the hard class label, read from the batch as Trainer reads "
             "it: make the collator return `labels`, or name your label key in `label_names`."
         )
 
@@ -364,7 +364,8 @@ class PruningTrainer(Trainer):
         return self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
 
     def _total_train_batch(self) -> int:
-        return self.accelerator.num_processes * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+        args = self.args
+        return self.accelerator.num_processes * args.per_device_train_batch_size * args.gradient_accumulation_steps
 
     def _record_metadata(self) -> dict[str, Any]:
         model = self.accelerator.unwrap_model(self.model) if self.model is not None else None
@@ -425,6 +426,8 @@ class PruningTrainer(Trainer):
                 self._acquire_lock()
                 saved = self._verify_checkpoint(checkpoint) if checkpoint else None
                 self._install_record(saved)
+                if checkpoint and saved is None:
+                    self._skip_epochs_before(checkpoint)
             except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
                 error = err
         try:
@@ -499,7 +502,7 @@ class PruningTrainer(Trainer):
             meta = ScoreRecord.verify(saved)
         except (OSError, ValueError) as err:
             raise ValueError(
-                f"The score record of {checkpoint} is damaged ({err}); nothing was changed. Resume from an earlier "
+                f"The score record of {checkpoint} is damaged ({err}). Nothing was changed. Resume from an earlier "
                 f"checkpoint, or {fresh}."
             ) from None
         problems = []
@@ -512,8 +515,9 @@ class PruningTrainer(Trainer):
         if dtype != self.recorder.dtype:
             problems.append(f"record_dtype {dtype!r} (this run: {self.recorder.dtype!r})")
         rows_now = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
-        if stored.get("dataset_num_rows") is not None and rows_now is not None and stored["dataset_num_rows"] != rows_now:
-            problems.append(f"a train dataset of {stored['dataset_num_rows']} rows (this one has {rows_now})")
+        rows_then = stored.get("dataset_num_rows")
+        if rows_then is not None and rows_now is not None and rows_then != rows_now:
+            problems.append(f"a train dataset of {rows_then} rows (this one has {rows_now})")
         saved_fp, now_fp = stored.get("dataset_row_fingerprint"), self._row_fingerprint()
         if saved_fp and now_fp and saved_fp != now_fp:
             problems.append(
@@ -587,6 +591,17 @@ class PruningTrainer(Trainer):
         metadata = self._record_metadata()
         ScoreRecord.create(path, self.num_samples, self._record_signals(), capacity, metadata, self.recorder.dtype)
 
+    def _skip_epochs_before(self, checkpoint: str) -> None:
+        """A new record started from a checkpoint that had none: the epochs before the checkpoint's epoch in progress
+        are written empty (NaN, nothing to recover), so that its saved rows land in their own epoch."""
+        meta_file = Path(checkpoint) / CHECKPOINT_PARTIAL_DIR / PARTIAL_META_FILE
+        if not meta_file.exists():
+            return  # no rows of an epoch in progress: `_align_record_to_epoch` fills the gap when Trainer starts
+        record = ScoreRecord.load(self.score_record_path, writable=True)
+        for epoch in range(int(json.loads(meta_file.read_text()).get("recorded_epochs", 0))):
+            writer = record.epoch_writer(epoch)
+            writer.commit()
+
     def _load_partial_rows(self, partial: Path) -> None:
         """Each rank takes back its own rows of the epoch in progress; after a change of world size the main
         process takes every saved rank's rows (the epoch-end de-duplication keeps each sample once)."""
@@ -651,7 +666,9 @@ class PruningTrainer(Trainer):
         raise_on_every_rank(self._check_epoch_rows(epoch, ids), self.accelerator, f"checking epoch {epoch}'s rows")
         if self._dynamic is not None:
             # The policy's score table is the same on every rank: (id, label, loss) triples of every rank's rows.
-            table = self.recorder.gather(self.accelerator, signals=["loss"]) if self._dynamic.uses_train_losses else None
+            table = None
+            if self._dynamic.uses_train_losses:
+                table = self.recorder.gather(self.accelerator, signals=["loss"])
             self._dynamic.end_epoch(epoch, table)
         self._write_epoch(epoch, ids, labels, values)
         self._recorded_epochs += 1

@@ -177,6 +177,9 @@ class LoopbackHub:
         self._current_path = ""
         self.requests: collections.deque = collections.deque(maxlen=2000)  # (method, path, status)
         self.errors: list[str] = []  # tracebacks of unexpected server-side exceptions
+        # Transport faults to inject: (HTTP method, path fragment) -> the connection is closed without a response,
+        # as a dropped network connection would (the client sees a transport error, not an HTTP status).
+        self.drop_connections: list[tuple[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -744,6 +747,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self):
         split = urlsplit(self.path)
         request_id = secrets.token_hex(8)
+        if any(self.command == method and fragment in split.path for method, fragment in self.hub.drop_connections):
+            self._read_body()
+            self.hub.requests.append((self.command, self.path, "dropped"))
+            self.close_connection = True
+            return
         try:
             body = self._read_body()
             response = self.hub.handle(self.command, split.path, parse_qs(split.query, keep_blank_values=True),

@@ -39,3 +39,21 @@ def test_command_line_and_json_round_trip(tmp_path):
     assert args.record_signals == ["p_target", "el2n", "loss"]  # train_loss scoring adds the loss it feeds on
     saved = json.loads(args.to_json_string())
     assert saved["dynamic_policy"] == "ucb" and saved["record_signals"] == ["p_target", "el2n", "loss"]
+
+
+def test_record_storage_window_and_overwrite_fields(tmp_path):
+    assert make(tmp_path).record_dtype == "float32" and make(tmp_path).overwrite_score_record is False
+    assert make(tmp_path, record_dtype="float16").record_dtype == "float16"
+    with pytest.raises(ValueError, match="record_dtype must be one of"):
+        make(tmp_path, record_dtype="bfloat16")
+    with pytest.raises(ValueError, match="dyn_unc_window must be an integer >= 2"):
+        make(tmp_path, dyn_unc_window=1)
+    with pytest.raises(ValueError, match="train for at least 4 epochs .any window needs at least 3."):
+        make(tmp_path, dyn_unc_window=3, num_train_epochs=2)
+    assert make(tmp_path, dyn_unc_window=3, num_train_epochs=4).dyn_unc_window == 3
+    assert make(tmp_path, dyn_unc_window=50, max_steps=10).dyn_unc_window == 50  # epochs unknown yet: checked in train
+    (args,) = HfArgumentParser(PruningArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--overwrite_score_record", "--record_dtype", "float16", "--dyn_unc_window",
+         "5", "--num_train_epochs", "8", "--use_cpu", "true", "--report_to", "none"]
+    )  # fmt: skip
+    assert args.overwrite_score_record is True and args.record_dtype == "float16" and args.dyn_unc_window == 5

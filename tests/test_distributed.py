@@ -39,3 +39,23 @@ def test_every_trained_sample_recorded_once(tmp_path, n, batch, accumulation, dr
             assert len(epoch["recorded"]) < n
         else:
             assert epoch["recorded"] == list(range(n))  # 101 = 2 x 4 x 12 + 5: padded duplicates de-duplicated
+
+
+@pytest.mark.slow
+def test_epoch_rows_stream_to_the_main_process_in_bounded_ranges(tmp_path):
+    """Issue 10: `stream_rows_to_main` with skewed, overlapping ranks and a 4 KB budget per range delivers every
+    rank's rows, in id order, range by range (both ranks agree on the ranges), to rank 0 only; and an error on one
+    rank inside a collective section is raised on both."""
+    out = tmp_path / "stream"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
+           "--rdzv_endpoint", "127.0.0.1:0", str(REPO_ROOT / "tests" / "dist_faults_worker.py"), "stream", str(out)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"stream.rank{r}.json").read_text()) for r in range(2))
+    assert rank0["complete"] is True
+    ranges = rank0["ranges"]
+    assert ranges == rank1["ranges"] and ranges[0][0] == 0 and ranges[-1][1] == 5000 and len(ranges) > 5
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:])) and all(b - a <= 700 for a, b in ranges)
+    assert rank0["raised"] == "ValueError: bad input on rank 0"
+    assert rank1["raised"].startswith("CollectiveError: the test section failed on another process (rank 0: ValueError")

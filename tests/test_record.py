@@ -99,3 +99,132 @@ def test_recorder_dedups_by_id_keeping_first():
         rec.add(torch.tensor([0]), logits[:1], torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="Unknown signal"):
         Recorder(["p_target", "nope"])
+
+
+def test_float16_storage_preallocated_files_and_float32_rows(tmp_path):
+    record = ScoreRecord.create(tmp_path / "r", 1000, ["p_target", "loss"], capacity_epochs=3, dtype="float16")
+    for name in ("p_target.npy", "loss.npy"):
+        st = (tmp_path / "r" / name).stat()
+        assert st.st_size >= 3 * 1000 * 2 and st.st_blocks * 512 >= 3 * 1000 * 2  # blocks reserved, not sparse
+    values = np.linspace(0, 1, 1000)
+    record.write_epoch(0, np.arange(1000), {"p_target": values, "loss": -np.log(values + 1e-3)})
+    loaded = ScoreRecord.load(tmp_path / "r")
+    assert loaded.dtype == "float16" and loaded.signal("p_target").dtype == np.float16
+    (row,) = list(loaded.iter_epochs("p_target"))
+    assert row.dtype == np.float32
+    np.testing.assert_allclose(row, values, atol=5e-4)
+    with pytest.raises(ValueError, match="record_dtype must be one of"):
+        ScoreRecord.create(tmp_path / "x", 4, ["p_target"], dtype="bfloat16")
+
+
+def test_epoch_writer_segments_first_source_wins_and_label_conflicts(tmp_path):
+    from hf_prune.record import LabelConflictError
+
+    record = ScoreRecord.create(tmp_path / "r", 10, ["p_target"], capacity_epochs=2)
+    writer = record.epoch_writer(0)
+    # two sources (ranks) in one segment; id 3 in both: the first source's value is kept
+    writer.write(0, 5, [np.array([1, 3]), np.array([3, 4])], [np.array([1, 1]), np.array([1, 0])],
+                 [np.array([[0.1], [0.3]]), np.array([[0.9], [0.4]])])  # fmt: skip
+    with pytest.raises(ValueError, match=r"does not follow \[0, 5\)"):
+        writer.write(6, 10, [], [], [])
+    writer.write(5, 10, [np.array([9])], [np.array([-1])], [np.array([[0.99]])])
+    writer.commit()
+    p = ScoreRecord.load(tmp_path / "r").signal("p_target")[0]
+    np.testing.assert_allclose(p[[1, 3, 4, 9]], [0.1, 0.3, 0.4, 0.99], rtol=1e-6)
+    assert np.isnan(p[[0, 2, 5, 6, 7, 8]]).all()
+    np.testing.assert_array_equal(record.labels[[1, 3, 4, 9]], [1, 1, 0, -1])
+    assert record.metadata["epoch_num_seen"] == [4]
+    # the same id with another label in a later epoch: the ids do not identify rows
+    with pytest.raises(LabelConflictError, match="Sample id 4 was recorded with label 0 .* arrives with label 2"):
+        record.write_epoch(1, np.array([4, 9]), {"p_target": np.ones(2)}, labels=np.array([2, 5]))
+    assert ScoreRecord.load(tmp_path / "r").num_epochs == 1
+    record.write_epoch(1, np.array([4, 9]), {"p_target": np.ones(2)}, labels=np.array([0, 5]))  # unknown -> known
+    assert record.labels[9] == 5
+
+
+def test_verify_and_copy(tmp_path):
+    record = ScoreRecord.create(tmp_path / "r", 6, ["p_target", "loss"], capacity_epochs=4)
+    for k in range(2):
+        record.write_epoch(k, np.arange(6), {"p_target": np.full(6, k), "loss": np.ones(6)}, labels=np.arange(6) % 2)
+    assert ScoreRecord.verify(tmp_path / "r")["num_epochs"] == 2
+    copy = ScoreRecord.load(ScoreRecord.copy(tmp_path / "r", tmp_path / "c"))
+    np.testing.assert_array_equal(copy.signal("p_target"), record.signal("p_target"))
+    np.testing.assert_array_equal(copy.labels, record.labels)
+    (tmp_path / "r" / "loss.npy").unlink()
+    with pytest.raises(ValueError, match=r"incomplete: loss\.npy \(signal 'loss'\) is missing"):
+        ScoreRecord.verify(tmp_path / "r")
+    data = (tmp_path / "c" / "p_target.npy").read_bytes()
+    (tmp_path / "c" / "p_target.npy").write_bytes(data[:140])  # header + 3 of the 12 values
+    with pytest.raises(ValueError, match="is truncated"):
+        ScoreRecord.verify(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="holds no score record"):
+        ScoreRecord.verify(tmp_path / "nothing")
+
+
+def test_a_full_disk_is_an_oserror_naming_the_file_and_keeps_the_last_epoch(tmp_path, monkeypatch):
+    """ENOSPC from an ordinary file write (a fake `os.pwrite`; tests/test_reliability.py fills a real tmpfs)."""
+    import errno
+    import os
+
+    from hf_prune import record as record_module
+
+    record = ScoreRecord.create(tmp_path / "r", 8, ["p_target", "loss"], capacity_epochs=2)
+    record.write_epoch(0, np.arange(8), {"p_target": np.full(8, 0.5), "loss": np.ones(8)})
+    real = os.pwrite
+    calls = []
+
+    def full_disk(fd, data, offset):
+        calls.append(offset)
+        if len(calls) == 2:  # the second signal's row
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(record_module.os, "pwrite", full_disk)
+    with pytest.raises(OSError, match=r"Writing the score record failed at .*loss\.npy: No space left") as caught:
+        record.write_epoch(1, np.arange(8), {"p_target": np.full(8, 0.7), "loss": np.ones(8)})
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.setattr(record_module.os, "pwrite", real)
+    loaded = ScoreRecord.load(tmp_path / "r")
+    assert loaded.num_epochs == 1 and (loaded.signal("p_target") == 0.5).all()
+    # and a full disk at creation time is an OSError before anything trains
+    monkeypatch.setattr(record_module.os, "posix_fallocate", lambda fd, off, size: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))  # fmt: skip
+    with pytest.raises(OSError, match=r"Cannot reserve .* MiB for .*p_target\.npy: No space left"):
+        ScoreRecord.create(tmp_path / "big", 10**6, ["p_target"], capacity_epochs=90)
+
+
+def test_ignore_index_labels_give_nan_not_errors():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 0.0], [1.0, 1.0, 1.0]])
+    values = compute_signals(logits, torch.tensor([0, -100, 2]), ["p_target", "loss", "margin", "el2n"]).numpy()
+    assert np.isnan(values[1]).all() and not np.isnan(values[[0, 2]]).any()
+    rec = Recorder(["p_target"])
+    rec.add(torch.tensor([5, 6, 7]), logits, torch.tensor([0, -100, 2]))
+    ids, labels, values = rec.local_rows()
+    assert labels.tolist() == [0, -1, 2] and labels.dtype == torch.int32
+
+
+def test_recorder_compact_rows_pack_and_old_checkpoints(tmp_path):
+    rec = Recorder(["p_target", "loss"], dtype="float16")
+    logits = torch.randn(5, 4)
+    rec.add(torch.tensor([9, 2, 9, 4, 2]), logits, torch.tensor([1, 0, 1, 3, 0]))
+    assert rec.num_rows == 5
+    ids, labels, values = rec.local_rows()
+    assert ids.tolist() == [2, 4, 9] and values.dtype == torch.float16
+    expected = compute_signals(logits, torch.tensor([1, 0, 1, 3, 0]), ["p_target", "loss"]).half()
+    torch.testing.assert_close(values, expected[[1, 3, 0]])  # first occurrence of 2 and 9
+    packed = rec.packed_rows(labels, values)
+    assert packed.dtype == torch.uint8 and packed.shape == (3, 4 + 2 * 2)
+    back_labels, back_values = rec.unpack_rows(packed.numpy())
+    np.testing.assert_array_equal(back_labels, [0, 3, 1])
+    np.testing.assert_array_equal(back_values, values.numpy())
+    # the gather for dynamic policies: compact, float32 values of the signals asked for
+    g_ids, g_labels, g_values = rec.gather(signals=["loss"])
+    assert g_ids.tolist() == [2, 4, 9] and list(g_values) == ["loss"] and g_values["loss"].dtype == np.float32
+    # hf_prune 0.1 checkpoints hold float64 [m, 2 + S] rows
+    old = {"signals": ["p_target", "loss"], "rows": torch.tensor([[3.0, 1.0, 0.5, 0.7], [1.0, -100.0, 0.2, 1.6]])}
+    fresh = Recorder(["p_target", "loss"])
+    fresh.load_state_dict(old)
+    ids, labels, values = fresh.local_rows()
+    assert ids.tolist() == [1, 3] and labels.tolist() == [-1, 1]
+    state = fresh.state_dict()
+    assert (state["ids"].dtype, state["labels"].dtype, state["values"].dtype) == (torch.int64, torch.int32, torch.float32)

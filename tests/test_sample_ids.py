@@ -78,7 +78,8 @@ def test_collator_reattaches_ids_after_the_users_collator():
         assert all(SAMPLE_ID_COLUMN not in f for f in features)  # the user's collator never sees the ids
         return {"labels": torch.tensor([f["labels"] for f in features])}
 
-    stream_batch = SampleIdCollator(dict_collator)([{"labels": 3, SAMPLE_ID_COLUMN: 9}, {"labels": 4, SAMPLE_ID_COLUMN: 1}])
+    items = [{"labels": 3, SAMPLE_ID_COLUMN: 9}, {"labels": 4, SAMPLE_ID_COLUMN: 1}]
+    stream_batch = SampleIdCollator(dict_collator)(items)
     assert stream_batch[SAMPLE_ID_COLUMN].tolist() == [9, 1]
     assert SAMPLE_ID_COLUMN not in SampleIdCollator(dict_collator)([{"labels": 1}])  # eval items pass through
     with pytest.raises(TypeError, match="dict-like batch"):
@@ -119,7 +120,7 @@ def test_row_fingerprint_sees_moved_rows_not_transforms(tmp_path):
     from PIL import Image
 
     paths = []
-    for k, folder in enumerate(("a", "b")):
+    for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         paths.append(tmp_path / folder / "img.png")
         Image.fromarray(np.full((4, 4), 7, dtype=np.uint8)).save(paths[-1])

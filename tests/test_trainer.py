@@ -126,6 +126,25 @@ def test_resume_equals_uninterrupted(tmp_path, save_steps):
         np.testing.assert_allclose(record.signal(name), values, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_float16_record_and_resume(tmp_path):
+    ds = small_image_dataset(40)
+    args = make_args(tmp_path, num_train_epochs=2, record_dtype="float16", save_strategy="steps", save_steps=3)
+    full = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    full.train()
+    record = full.score_record
+    assert record.dtype == "float16" and record.metadata["record_dtype"] == "float16"
+    expected = np.array(record.signal("p_target"), dtype=np.float32)
+    assert not np.isnan(expected).any()
+    resumed = PruningTrainer(model=timm_model(seed=1), args=args, train_dataset=ds, data_collator=collate)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-6"))  # mid-epoch 1
+    np.testing.assert_allclose(resumed.score_record.signal("p_target"), expected, rtol=2e-3, atol=1e-4)
+    wrong = make_args(tmp_path, num_train_epochs=2, record_dtype="float32")
+    with pytest.raises(ValueError, match="record_dtype 'float16' .this run: 'float32'."):
+        PruningTrainer(model=timm_model(), args=wrong, train_dataset=ds, data_collator=collate).train(
+            resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-6")
+        )
+
+
 def test_record_feeds_dyn_unc_and_apply(tmp_path):
     ds = small_image_dataset(40)
     trainer = PruningTrainer(model=timm_model(), args=make_args(tmp_path, num_train_epochs=4), train_dataset=ds,
@@ -159,3 +178,34 @@ def test_bad_inputs(tmp_path):
                        train_dataset=small_image_dataset(8), data_collator=collate)  # fmt: skip
     with pytest.raises(ValueError, match="needs a `train_dataset`"):
         PruningTrainer(model=timm_model(), args=make_args(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"record_signals": ["p_target", "loss", "correct", "margin", "entropy", "el2n"]},
+     {"dynamic_policy": "ucb", "dynamic_prune_ratio": 0.5}],
+    ids=["default-signals", "all-softmax-signals", "dynamic-ucb"],
+)  # fmt: skip
+def test_no_host_synchronisation_in_the_per_step_recording_path(tmp_path, extra):
+    """Issue 10: recording adds no host transfer to a training step (`.item/.cpu/.tolist/.numpy`,
+    `cuda.synchronize`): counted inside `training_step` (Trainer's own step included), per-epoch work excluded."""
+    from tests.host_sync import count_host_syncs
+
+    ds = small_image_dataset(32)
+    args = make_args(tmp_path, num_train_epochs=2, logging_steps=1000, **extra)
+    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    with count_host_syncs(only_during=((PruningTrainer, "training_step"),)) as syncs:
+        trainer.train()
+    assert trainer.state.global_step == (4 if extra.get("dynamic_policy") else 8)
+    assert trainer.score_record.num_epochs == 2 and syncs.calls == [], syncs.report()
+
+    # the counter sees a transfer where there is one: the test can fail
+    class Leaky(PruningTrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            inputs["labels"].tolist()
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    with count_host_syncs(only_during=((PruningTrainer, "training_step"),)) as probe:
+        Leaky(model=timm_model(), args=make_args(tmp_path / "leaky", num_train_epochs=1), train_dataset=ds,
+              data_collator=collate).train()  # fmt: skip
+    assert [what for what, _ in probe.calls] == ["Tensor.tolist"] * 4

@@ -21,19 +21,20 @@ rank 1    ▓ ▓▓  ▓ ▓▓  ▓▓  ▓ ▓  ▓▓  ▓▓
 ```
 
 Peak extra memory per rank is one range's rows (`max_bytes / W` on a sender, `max_bytes` on the main process), not
-O(n); the range cuts come from one all-reduce of a histogram of ids (4,096 buckets). `accelerate` has no gather to one
+O(n): each rank picks a range's rows out of its buffer when the range comes (`select`), and the range cuts come from
+one all-reduce of a histogram of ids (4,096 buckets). `accelerate` has no gather to one
 rank, so this uses `torch.distributed` directly (gloo and NCCL both implement `gather`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 
-DEFAULT_MAX_BYTES = 32 * 2**20  # per range, on the main process
+DEFAULT_MAX_BYTES = 8 * 2**20  # per range, on the main process
 DEFAULT_MAX_SPAN = 2**20  # ids per range: bounds the main process's segment buffers
 NUM_BUCKETS = 4096
 
@@ -95,9 +96,11 @@ def _range_cuts(max_counts: np.ndarray, edges: np.ndarray, world: int, row_bytes
 
 def stream_rows_to_main(
     accelerator,
-    ids: torch.Tensor,
-    rows: torch.Tensor,
+    histogram: Callable[[torch.Tensor], torch.Tensor],
+    select: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
     num_ids: int,
+    row_bytes: int,
+    device: torch.device | str = "cpu",
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_span: int = DEFAULT_MAX_SPAN,
 ) -> Iterator[tuple[int, int, list[np.ndarray], list[np.ndarray]]]:
@@ -108,52 +111,59 @@ def stream_rows_to_main(
 
     Args:
         accelerator (`accelerate.Accelerator` or `None`): the processes (`None`: this process alone).
-        ids (`torch.Tensor` int64 `[m]`): this rank's sample ids, sorted ascending, unique, in `[0, num_ids)`.
-        rows (`torch.Tensor` uint8 `[m, B]`): one packed row of bytes per id (same `B` on every rank).
+        histogram (`Callable[[Tensor], Tensor]`): `histogram(edges)` -> this rank's number of rows per id bucket
+            `[edges[b], edges[b+1])` (an upper bound is fine), int64 on `device`.
+        select (`Callable[[int, int], tuple[Tensor, Tensor]]`): `select(start, stop)` -> this rank's rows with ids in
+            `[start, stop)`: sorted unique int64 ids `[k]` and one packed uint8 row each `[k, row_bytes]`, on `device`.
         num_ids (`int`): the size of the id space.
+        row_bytes (`int`): bytes per packed row (the same on every rank).
+        device (`torch.device`): where this rank's rows live (and the collective's tensors).
         max_bytes (`int`, *optional*): bound of one range's gathered rows on the main process.
         max_span (`int`, *optional*): bound of one range's width in ids.
 
     Yields:
         `(start, stop, ids_per_rank, rows_per_rank)`: the range `[start, stop)` and, on the main process, the ids
-        (int64 numpy) and rows (uint8 numpy `[k, B]`) every rank holds in it, in rank order; on the other processes
-        the two lists are empty.
+        (int64 numpy) and rows (uint8 numpy `[k, row_bytes]`) every rank holds in it, in rank order; on the other
+        processes the two lists are empty.
     """
     world, rank = _world(accelerator)
-    if ids.dim() != 1 or rows.dim() != 2 or rows.shape[0] != ids.shape[0]:
-        raise ValueError(f"Expected ids [m] and rows [m, B]; got {tuple(ids.shape)} and {tuple(rows.shape)}.")
-    device = ids.device
-    row_bytes = rows.shape[1]
     num_buckets = max(1, min(NUM_BUCKETS, int(num_ids)))
     edges = np.linspace(0, int(num_ids), num_buckets + 1).round().astype(np.int64)
-    # positions of the bucket edges in this rank's sorted ids: counts per bucket and the slices to send
-    positions = torch.searchsorted(ids, torch.as_tensor(edges, device=device))
-    counts = positions[1:] - positions[:-1]
+    counts = histogram(torch.as_tensor(edges, device=device)).to(device=device, dtype=torch.int64)
     if world > 1:
         torch.distributed.all_reduce(counts, op=torch.distributed.ReduceOp.MAX)
     max_counts = counts.cpu().numpy()
-    positions = positions.cpu().numpy()
     width = 8 + row_bytes
     cuts = _range_cuts(max_counts, edges, world, width, max_bytes, max_span)
+    # One send buffer (and, on rank 0, one receive buffer per rank) for all ranges, sliced per range: no allocation
+    # churn across the ranges, so the allocator's high-water mark stays at one range's size.
+    largest = max((int(max_counts[b0:b1].sum()) for b0, b1 in zip(cuts[:-1], cuts[1:])), default=0)
+    send = recv = None
+    if world > 1 and largest:
+        send = torch.empty(largest, width, dtype=torch.uint8, device=device)
+        recv = [torch.empty_like(send) for _ in range(world)] if rank == 0 else None
     for b0, b1 in zip(cuts[:-1], cuts[1:]):
         start, stop = int(edges[b0]), int(edges[b1])
         capacity = int(max_counts[b0:b1].sum())
-        lo, hi = int(positions[b0]), int(positions[b1])
         if world == 1:
-            yield start, stop, [ids[lo:hi].cpu().numpy()], [rows[lo:hi].cpu().numpy()]
+            ids, rows = select(start, stop)
+            yield start, stop, [ids.cpu().numpy()], [rows.cpu().numpy()]
             continue
         if capacity == 0:
             yield start, stop, [], []
             continue
+        ids, rows = select(start, stop)
+        k = ids.shape[0]
+        if k > capacity or rows.shape != (k, row_bytes):
+            raise RuntimeError(f"select({start}, {stop}) gave {k} rows of shape {tuple(rows.shape)}; at most {capacity}.")
         # one tensor per range: [capacity, 8 + B] bytes, id first, padding rows carry id -1
-        packed = torch.zeros(capacity, width, dtype=torch.uint8, device=device)
-        pad_ids = torch.full((capacity,), -1, dtype=torch.int64, device=device)
-        pad_ids[: hi - lo] = ids[lo:hi]
-        packed[:, :8] = pad_ids.view(torch.uint8).view(capacity, 8)
-        packed[: hi - lo, 8:] = rows[lo:hi]
-        received = [torch.empty_like(packed) for _ in range(world)] if rank == 0 else None
+        packed = send[:capacity]
+        packed[:k, :8] = ids.view(torch.uint8).view(k, 8)
+        packed[k:, :8] = 255  # int64 -1, little or big endian
+        packed[:k, 8:] = rows
+        del ids, rows
+        received = [buf[:capacity] for buf in recv] if rank == 0 else None
         torch.distributed.gather(packed, received, dst=0)
-        del packed, pad_ids
         if rank != 0:
             yield start, stop, [], []
             continue

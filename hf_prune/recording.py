@@ -4,10 +4,10 @@ The hot path (`Recorder.add`) runs a handful of element-wise ops on `[batch, cla
 appends compact tensors (int64 ids, int32 labels, float32 or float16 values) to a list: no host synchronisation, no
 extra forward pass. At the end of an epoch:
 
-* `Recorder.local_rows` de-duplicates this rank's rows by sample id *on the device* (first occurrence kept) and
-  `Recorder.packed_rows` packs labels and values into one byte row per id, which
-  `hf_prune.distributed.stream_rows_to_main` streams to the main process range by range (bounded memory, only the
-  main process receives rows) for `ScoreRecord.epoch_writer`;
+* `hf_prune.distributed.stream_rows_to_main` streams every rank's rows to the main process one id range at a time
+  (bounded memory, only the main process receives rows) for `ScoreRecord.epoch_writer`: per range,
+  `Recorder.select_rows` picks this rank's rows of the range, de-duplicated by sample id *on the device* (first
+  occurrence kept), packed into one byte row per id;
 * `Recorder.gather` all-gathers (id, label, value) triples of chosen signals to *every* rank, for the dynamic
   policies that need the score table everywhere.
 
@@ -148,6 +148,10 @@ def _bytes_of(t: torch.Tensor) -> torch.Tensor:
 class Recorder:
     """Buffers `(sample_id, label, signals)` rows for one epoch on this process, on the device.
 
+    The buffer is one contiguous block per column (int64 ids, int32 labels, values in the record's dtype), reserved
+    for the epoch's rows up front (`reserve`) and grown by doubling if more come, so the end of the epoch reads
+    views of it and never concatenates per-step tensors.
+
     Args:
         signals (`Sequence[str]`): which signals to compute (see `compute_signals`).
         dtype (`str`, *optional*, defaults to `"float32"`): how values are kept and sent: `"float32"` or `"float16"`.
@@ -164,10 +168,11 @@ class Recorder:
     def __init__(self, signals: Sequence[str], dtype: str = "float32"):
         self.signals = check_signals(signals)
         self.dtype = check_record_dtype(dtype)
-        self._ids: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
-        self._values: list[torch.Tensor] = []
+        self._ids: torch.Tensor | None = None
+        self._labels: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
         self._num_rows = 0
+        self._reserved = 0
 
     def __len__(self) -> int:
         return self._num_rows
@@ -176,6 +181,39 @@ class Recorder:
     def num_rows(self) -> int:
         """Rows added since the last reset (duplicates included); known without touching the device."""
         return self._num_rows
+
+    @property
+    def packed_row_bytes(self) -> int:
+        """Bytes per row of `packed_rows` (label and values; the id travels beside it)."""
+        return 4 + len(self.signals) * np.dtype(self.dtype).itemsize
+
+    def reserve(self, rows: int) -> None:
+        """Makes room for `rows` more rows (e.g. an epoch's `len(dataloader) x batch`), so that `add` never grows
+        the buffer mid-epoch. Allocated on the device of the first `add` if nothing is buffered yet."""
+        self._reserved = max(self._reserved, self._num_rows + int(rows))
+        if self._ids is not None and self._ids.shape[0] < self._reserved:
+            self._grow(self._reserved, self._ids.device)
+
+    def _grow(self, capacity: int, device) -> None:
+        width = len(self.signals)
+        ids = torch.empty(capacity, dtype=torch.int64, device=device)
+        labels = torch.empty(capacity, dtype=torch.int32, device=device)
+        values = torch.empty(capacity, width, dtype=RECORD_DTYPES[self.dtype], device=device)
+        if self._ids is not None and self._num_rows:
+            k = self._num_rows
+            ids[:k], labels[:k], values[:k] = self._ids[:k], self._labels[:k], self._values[:k]
+        self._ids, self._labels, self._values = ids, labels, values
+
+    def _append(self, ids: torch.Tensor, labels: torch.Tensor, values: torch.Tensor) -> None:
+        end = self._num_rows + ids.shape[0]
+        if self._ids is None or self._ids.shape[0] < end or self._ids.device != ids.device:
+            capacity = max(end, self._reserved, 2 * (self._ids.shape[0] if self._ids is not None else 0), 1024)
+            self._grow(capacity, ids.device)
+        k = self._num_rows
+        self._ids[k:end] = ids
+        self._labels[k:end] = labels
+        self._values[k:end] = values
+        self._num_rows = end
 
     @torch.no_grad()
     def add(self, sample_ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -186,33 +224,57 @@ class Recorder:
             raise ValueError(f"Got {ids.shape[0]} sample ids for a batch of {values.shape[0]} samples.")
         lab = labels.detach().to(device=values.device).view(-1)
         lab = torch.where(lab >= 0, lab, torch.full_like(lab, -1)).to(torch.int32)
-        self._ids.append(ids)
-        self._labels.append(lab)
-        self._values.append(values.to(RECORD_DTYPES[self.dtype]))
-        self._num_rows += ids.shape[0]
+        self._append(ids, lab, values.to(RECORD_DTYPES[self.dtype]))
 
     def reset(self) -> None:
-        self._ids, self._labels, self._values = [], [], []
+        """Forgets the rows (the buffer's memory is kept for the next epoch)."""
         self._num_rows = 0
+        self._reserved = 0
 
-    def _concat(self, device=None):
-        width = len(self.signals)
-        if not self._ids:
+    def rows(self, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Views of the buffered rows in the order they were added (repeats included): `(ids, labels, values)`."""
+        if self._ids is None:
             device = device if device is not None else "cpu"
             return (
                 torch.zeros(0, dtype=torch.int64, device=device),
                 torch.zeros(0, dtype=torch.int32, device=device),
-                torch.zeros(0, width, dtype=RECORD_DTYPES[self.dtype], device=device),
+                torch.zeros(0, len(self.signals), dtype=RECORD_DTYPES[self.dtype], device=device),
             )
-        ids, labels, values = torch.cat(self._ids), torch.cat(self._labels), torch.cat(self._values)
-        if device is not None:
-            ids, labels, values = ids.to(device), labels.to(device), values.to(device)
-        return ids, labels, values
+        k = self._num_rows
+        out = self._ids[:k], self._labels[:k], self._values[:k]
+        return out if device is None else tuple(t.to(device) for t in out)
 
     def local_rows(self, device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """This rank's rows of the epoch, sorted by id, each id once (its first occurrence): `(ids int64 [m],
-        labels int32 [m] (-1 = unknown), values [m, len(signals)])`, on the device."""
-        return dedup_first(*self._concat(device))
+        labels int32 [m] (-1 = unknown), values [m, len(signals)])`, on the device. (Copies; the epoch-end stream
+        to the record selects range by range instead, see `select_rows`.)"""
+        return dedup_first(*self.rows(device))
+
+    def select_rows(self, start: int, stop: int, chunk: int = 2**20) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows whose id is in `[start, stop)`, each id once (first occurrence), sorted by id: `(ids, packed)`
+        with `packed` as `packed_rows` makes it. Scans the buffer in chunks, so the extra memory is about the
+        range's rows plus `chunk` bytes, whatever the epoch's size."""
+        ids, labels, values = self.rows()
+        picked = []
+        for lo in range(0, ids.shape[0], chunk):
+            part = ids[lo : lo + chunk]
+            picked.append(torch.nonzero((part >= start) & (part < stop)).view(-1) + lo)
+        index = torch.cat(picked) if picked else torch.zeros(0, dtype=torch.int64, device=ids.device)
+        sel_ids, order = torch.sort(ids[index], stable=True)
+        first = torch.ones_like(sel_ids, dtype=torch.bool)
+        first[1:] = sel_ids[1:] != sel_ids[:-1]
+        index = index[order[first]]
+        return sel_ids[first], self.packed_rows(labels[index], values[index])
+
+    def id_histogram(self, edges: torch.Tensor, chunk: int = 2**20) -> torch.Tensor:
+        """Rows per id bucket `[edges[b], edges[b+1])` (repeats included), int64 `[len(edges) - 1]`, in chunks."""
+        ids = self.rows()[0]
+        edges = edges.to(ids.device)
+        counts = torch.zeros(edges.shape[0] - 1, dtype=torch.int64, device=ids.device)
+        for lo in range(0, ids.shape[0], chunk):
+            bucket = torch.bucketize(ids[lo : lo + chunk], edges[1:-1], right=True)
+            counts += torch.bincount(bucket, minlength=counts.shape[0])[: counts.shape[0]]
+        return counts
 
     def packed_rows(self, labels: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Labels and values as one uint8 row per id (`[m, 4 + len(signals) * itemsize]`), for streaming."""
@@ -227,13 +289,13 @@ class Recorder:
 
     def state_dict(self) -> dict:
         """The un-gathered rows of the epoch in progress, for checkpoints (CPU tensors, compact dtypes)."""
-        ids, labels, values = self._concat()
+        ids, labels, values = self.rows()
         return {
             "signals": self.signals,
             "dtype": self.dtype,
-            "ids": ids.cpu(),
-            "labels": labels.cpu(),
-            "values": values.cpu(),
+            "ids": ids.cpu().clone(),
+            "labels": labels.cpu().clone(),
+            "values": values.cpu().clone(),
         }
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu", append: bool = False) -> None:
@@ -253,17 +315,18 @@ class Recorder:
             self.reset()
         if ids.shape[0]:
             labels = torch.where(labels >= 0, labels, torch.full_like(labels, -1)).to(torch.int32)
-            self._ids.append(ids.to(device=device, dtype=torch.int64))
-            self._labels.append(labels.to(device))
-            self._values.append(values.to(device=device, dtype=RECORD_DTYPES[self.dtype]))
-            self._num_rows += int(ids.shape[0])
+            self._append(
+                ids.to(device=device, dtype=torch.int64),
+                labels.to(device),
+                values.to(device=device, dtype=RECORD_DTYPES[self.dtype]),
+            )
 
     def gather(self, accelerator=None, device: torch.device | str | None = None, signals: Sequence[str] | None = None):
         """All-gathers this epoch's `(id, label, value)` rows of `signals` (all by default) to *every* process,
         de-duplicated by sample id.
 
         For what every rank needs (a dynamic policy's score table); the record itself goes to the main process only,
-        see `local_rows` and `hf_prune.distributed.stream_rows_to_main`. Every process must call it (it is a
+        see `select_rows` and `hf_prune.distributed.stream_rows_to_main`. Every process must call it (it is a
         collective). Ids travel as int64, labels as int32, values as float32 (3 all-gathers of compact tensors).
 
         Returns:
@@ -276,7 +339,7 @@ class Recorder:
             raise ValueError(f"Signals {missing} are not recorded (recorded: {self.signals}).")
         cols = [self.signals.index(s) for s in names]
         if device is None:
-            device = self._ids[0].device if self._ids else (accelerator.device if accelerator else "cpu")
+            device = self._ids.device if self._ids is not None else (accelerator.device if accelerator else "cpu")
         ids, labels, values = self.local_rows(device)
         values = values[:, cols].float()
         if accelerator is not None and accelerator.num_processes > 1:

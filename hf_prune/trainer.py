@@ -77,9 +77,12 @@ class _RecordingCallback(TrainerCallback):
         if window is not None and args.max_steps > 0:  # Trainer knows the number of epochs only now
             check_window_fits(window, state.num_train_epochs)
 
-    def on_epoch_begin(self, args, state, control, **kwargs):
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
         self.trainer._align_record_to_epoch(epoch)
+        if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
+            # room for the epoch's rows up front: the recorder never reallocates mid-epoch
+            self.trainer.recorder.reserve(len(train_dataloader) * args.per_device_train_batch_size)
         if getattr(self.trainer, "_dynamic", None) is not None:
             # Before Trainer calls set_epoch and iterates: run the scoring pass if due, draw the epoch's selection.
             self.trainer._dynamic.begin_epoch(epoch)
@@ -662,20 +665,19 @@ class PruningTrainer(Trainer):
         epoch = self._recorded_epochs
         if self.record_clean_view:
             self._clean_view_pass()
-        ids, labels, values = self.recorder.local_rows()
-        raise_on_every_rank(self._check_epoch_rows(epoch, ids), self.accelerator, f"checking epoch {epoch}'s rows")
+        raise_on_every_rank(self._check_epoch_rows(epoch), self.accelerator, f"checking epoch {epoch}'s rows")
         if self._dynamic is not None:
             # The policy's score table is the same on every rank: (id, label, loss) triples of every rank's rows.
             table = None
             if self._dynamic.uses_train_losses:
                 table = self.recorder.gather(self.accelerator, signals=["loss"])
             self._dynamic.end_epoch(epoch, table)
-        self._write_epoch(epoch, ids, labels, values)
+        self._write_epoch(epoch)
         self._recorded_epochs += 1
         self.recorder.reset()
         self._trained_rows = 0
 
-    def _check_epoch_rows(self, epoch: int, ids: torch.Tensor) -> Exception | None:
+    def _check_epoch_rows(self, epoch: int) -> Exception | None:
         """What is wrong with this rank's rows of `epoch` (or None). Once per epoch: host transfers are fine here."""
         if not self.record_clean_view and self.recorder.num_rows != self._trained_rows:
             return RuntimeError(
@@ -683,8 +685,9 @@ class PruningTrainer(Trainer):
                 f"{self.recorder.num_rows}. The record would be incomplete or mis-keyed, so training stops. (An override "
                 "of `compute_loss` or `training_step` must call `super()`, which records the batch.)"
             )
+        ids = self.recorder.rows()[0]
         if ids.numel():
-            low, high = int(ids[0]), int(ids[-1])  # sorted
+            low, high = int(ids.min()), int(ids.max())
             if low < 0 or high >= self.num_samples:
                 return ValueError(
                     f"Epoch {epoch}: sample ids span [{low}, {high}] but the record holds {self.num_samples} samples "
@@ -692,7 +695,7 @@ class PruningTrainer(Trainer):
                 )
         return None
 
-    def _write_epoch(self, epoch: int, ids: torch.Tensor, labels: torch.Tensor, values: torch.Tensor) -> None:
+    def _write_epoch(self, epoch: int) -> None:
         """Streams every rank's rows to the main process, which writes the epoch row segment by segment. The main
         process's errors (a full disk, a label conflict) are raised on every rank, after the stream is drained."""
         accelerator = self.accelerator
@@ -706,8 +709,12 @@ class PruningTrainer(Trainer):
                     self._record.metadata["dynamic"] = self._dynamic.metadata()
             except Exception as err:  # noqa: BLE001 - re-raised on every rank below
                 error = err
-        packed = self.recorder.packed_rows(labels, values)
-        for start, stop, rank_ids, rank_rows in stream_rows_to_main(accelerator, ids, packed, self.num_samples):
+        recorder = self.recorder
+        stream = stream_rows_to_main(
+            accelerator, recorder.id_histogram, recorder.select_rows, self.num_samples, recorder.packed_row_bytes,
+            device=accelerator.device,
+        )  # fmt: skip
+        for start, stop, rank_ids, rank_rows in stream:
             if writer is None or error is not None:
                 continue  # keep taking part in the collective
             try:

@@ -31,11 +31,19 @@ def run_stream(out: str) -> dict:
     rank = accelerator.process_index
     n = 5000
     # rank 0 holds the first 70 % of the ids (skew), rank 1 every third id (overlaps rank 0 on 0..3499)
-    ids = np.arange(0, 3500) if rank == 0 else np.arange(0, n, 3)
-    rows = np.stack([ids % 251, np.full(ids.shape, rank)], axis=1).astype(np.uint8)
+    ids = torch.as_tensor(np.arange(0, 3500) if rank == 0 else np.arange(0, n, 3))
+    rows = torch.stack([ids % 251, torch.full(ids.shape, rank)], dim=1).to(torch.uint8)
+
+    def histogram(edges):
+        return torch.bucketize(ids, edges[1:-1], right=True).bincount(minlength=len(edges) - 1)
+
+    def select(start, stop):
+        keep = (ids >= start) & (ids < stop)
+        return ids[keep], rows[keep]
+
     seen_ids, seen_rank, ranges = [], [], []
     for start, stop, rank_ids, rank_rows in stream_rows_to_main(
-        accelerator, torch.as_tensor(ids), torch.as_tensor(rows), n, max_bytes=4096, max_span=700
+        accelerator, histogram, select, n, row_bytes=2, max_bytes=4096, max_span=700
     ):
         ranges.append((start, stop))
         for r, (i, x) in enumerate(zip(rank_ids, rank_rows)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -296,11 +297,16 @@ def run_torchrun(tmp_path, mode, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
            "--rdzv_endpoint", "127.0.0.1:0", str(REPO_ROOT / "tests" / "dist_faults_worker.py"), mode, str(out)]
+    # its own process group: on a hang, the workers are killed with the launcher, not left behind
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
     try:
-        proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as err:
-        pytest.fail(f"torchrun {mode} did not finish in {timeout} s (a hang): {str(err.stderr)[-2000:]}")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun {mode} did not finish in {timeout} s (a hang): {stderr[-2000:]}")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
     results = [json.loads((tmp_path / f"{mode}.rank{r}.json").read_text()) for r in range(2)]
     for r in results:
         assert "crashed" not in r, r["crashed"]

@@ -3,7 +3,7 @@
 ``GraNd(x) = || grad_theta CE(f(x; theta), y) ||_2`` over *all* trainable parameters, with the model in eval mode
 (batch-norm running statistics, no dropout) on the un-augmented inputs, as the data-diet code computes it
 (`data_diet/scores.py`, `get_grad_norm_fn`). `per_sample_grad_norms(trainer)` runs one pass over the training split
-through the trainer's evaluation dataloader (sharded across processes, ids gathered like `hf_prune.features`) and
+through the trainer's dataloader machinery (sharded across processes, ids gathered like `hf_prune.features`) and
 computes the per-sample gradients of a micro-batch at once with `torch.func` (`vmap` of `grad`).
 
 Cost: one forward and backward per sample, and `chunk_size x num_parameters` floats of memory for the per-sample
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .recording import logits_of
-from .sample_ids import LABEL_COLUMNS, SAMPLE_ID_COLUMN, add_sample_ids
+from .sample_ids import LABEL_COLUMNS, SAMPLE_ID_COLUMN
 
 
 def _call_args(model: torch.nn.Module, inputs: dict) -> tuple[tuple, dict]:
@@ -104,8 +104,9 @@ def per_sample_grad_norms(
     Runs on every process (it gathers); every process returns the same array.
 
     Args:
-        trainer (`PruningTrainer`): gives the dataloader (`get_eval_dataloader`: eval batch size, collator,
-            sharding), the accelerator and, unless `model` is given, the model (evaluated in eval mode).
+        trainer (`PruningTrainer`): gives the dataloader (`sample_id_dataloader`: eval batch size, collator,
+            sharding, ids carried beside the items), the accelerator and, unless `model` is given, the model
+            (evaluated in eval mode).
         dataset (`datasets.Dataset`, *optional*): the training split with the *eval* transform; defaults to
             `trainer.train_dataset`.
         model (`torch.nn.Module`, *optional*): score this model instead (e.g. a checkpoint at initialisation or at an
@@ -119,14 +120,15 @@ def per_sample_grad_norms(
         `np.ndarray` `[n]` float64, NaN for samples the pass did not see.
     """
     accelerator = trainer.accelerator
-    dataset = trainer.train_dataset if dataset is None else add_sample_ids(dataset, "gradient-norm dataset")
+    dataset = trainer.train_dataset if dataset is None else dataset
     n = int(num_samples or getattr(trainer, "num_samples", None) or len(dataset))
     model = (model if model is not None else accelerator.unwrap_model(trainer.model)).to(accelerator.device)
     was_training = model.training
     model.eval()
     norms = np.full(n, np.nan)
     try:
-        for batch in trainer.get_eval_dataloader(dataset):
+        # Not `get_eval_dataloader`: with persistent workers it hands back Trainer's cached eval loader.
+        for batch in trainer.sample_id_dataloader(dataset, "Gradient norms"):
             batch = trainer._prepare_inputs(batch)
             ids = batch.pop(SAMPLE_ID_COLUMN).long().view(-1)
             labels = next((batch.pop(k) for k in LABEL_COLUMNS if k in batch), None)

@@ -80,12 +80,17 @@ class _RecordingCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
         self.trainer._align_record_to_epoch(epoch)
-        if train_dataloader is not None and hasattr(train_dataloader, "__len__"):
-            # room for the epoch's rows up front: the recorder never reallocates mid-epoch
-            self.trainer.recorder.reserve(len(train_dataloader) * args.per_device_train_batch_size)
         if getattr(self.trainer, "_dynamic", None) is not None:
             # Before Trainer calls set_epoch and iterates: run the scoring pass if due, draw the epoch's selection.
             self.trainer._dynamic.begin_epoch(epoch)
+        try:  # a stream's loader has no length
+            batches = len(train_dataloader) if train_dataloader is not None else None
+        except TypeError:
+            batches = None
+        if batches:
+            # room for the epoch's rows up front (after the selection: its length), so that the recorder does not
+            # reallocate mid-epoch
+            self.trainer.recorder.reserve(batches * args.per_device_train_batch_size)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.trainer._end_recording_epoch()

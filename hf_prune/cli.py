@@ -13,8 +13,14 @@ hf-prune push dyn_unc_25 --repo my-org/fashion-mnist-dyn-unc-25
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
+
+from .version import __version__
 
 
 RATIO_HELP = "fraction of samples REMOVED, in [0, 1): 0.25 removes a quarter and keeps 75%%"
@@ -57,6 +63,78 @@ def _parse_params(items: list[str], strategies: list[str]) -> dict[str, dict[str
         for name in takers:
             out[name][field] = value
     return out
+
+
+# Library messages speak Python (`token=`, `source=`); on the command line they should name the flags.
+_CLI_TERMS = [
+    ("pass `token=`", "pass --token"),
+    ("`token=`", "--token"),
+    ("Pass `source=(repo_id, split, revision)`", "Pass --source REPO_ID [SPLIT [REVISION]]"),
+    ("`source=`", "--source"),
+    ("pass `config=` to pick one", "pass --config to pick one"),
+    ("write one with `PruneResult.save(dir)`", "write one with `hf-prune select RUN_DIR ... --out DIR`"),
+    ("Write one with `PruneResult.save(dir)`", "Write one with `hf-prune select RUN_DIR ... --out DIR`"),
+]
+
+
+def cli_terms(message: str) -> str:
+    """A library message in command-line terms, on one line."""
+    for python, flag in _CLI_TERMS:
+        message = message.replace(python, flag)
+    return " ".join(str(message).split())
+
+
+class _CliTermsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = cli_terms(record.getMessage()), None
+        return True
+
+
+def _fail(message: str):
+    raise SystemExit(f"error: {cli_terms(message)}")
+
+
+def _run_params(record, strategy: str, given: dict[str, str]) -> dict[str, str]:
+    """The method parameters the run recorded (a recipe writes `strategy_params` into the record's metadata; a
+    `PruningArguments.dyn_unc_window` is read too), as defaults for those not given; a given one that differs warns."""
+    meta = record.metadata or {}
+    recorded = dict((meta.get("strategy_params") or {}).get(strategy) or {})
+    window = (meta.get("args") or {}).get("dyn_unc_window")
+    if strategy == "dyn_unc" and window is not None:
+        recorded.setdefault("window", window)
+    out = dict(given)
+    for key, value in recorded.items():
+        if key not in given:
+            out[key] = str(value)
+            print(f"{strategy}: using {key}={value}, as the run recorded (override with --param {key}=...)")
+        elif str(given[key]) != str(value):
+            print(
+                f"warning: the run was scored with {strategy} {key}={value}, but --param {key}={given[key]} was "
+                "given; the list will differ from the run's own.",
+                file=sys.stderr,
+            )
+    return out
+
+
+def _subset_rows(record, run_dir: Path):
+    """`(rows, num_source_rows, description)` when the run trained on part of its split, else None."""
+    import numpy as np
+
+    subset = (record.metadata or {}).get("train_subset") or {}
+    if not subset or subset.get("num_rows") == subset.get("num_source_rows"):
+        return None
+    if subset.get("range"):
+        rows = np.arange(*subset["range"], dtype=np.int64)
+    elif subset.get("rows_file") and (run_dir / subset["rows_file"]).is_file():
+        rows = np.load(run_dir / subset["rows_file"])
+    else:
+        print(
+            f"warning: the run trained on {subset.get('num_rows')} of {subset.get('num_source_rows')} rows, but "
+            f"{run_dir / str(subset.get('rows_file'))} is missing: the list's ids index the run's own rows.",
+            file=sys.stderr,
+        )
+        return None
+    return rows, int(subset["num_source_rows"]), subset.get("description")
 
 
 def _build(name: str, params: dict[str, str], features: str | None):
@@ -102,20 +180,35 @@ def cmd_strategies(args) -> int:
 def cmd_select(args) -> int:
     from .record import ScoreRecord
 
-    records = [ScoreRecord.load(_find_record_dir(d)) for d in args.run_dir]
-    strategy = _build(args.strategy, _parse_params(args.param, [args.strategy])[args.strategy], args.features)
-    result = _select(strategy, records, args)
     source = None
     if args.source:
         if len(args.source) > 3:
-            raise SystemExit("error: --source takes REPO_ID [SPLIT [REVISION]].")
+            _fail("--source takes REPO_ID [SPLIT [REVISION]].")
         source = args.source[0] if len(args.source) == 1 else tuple(args.source)
-    out = result.save(args.out, source=source) if source is not None else result.save(args.out)
+    _check_out_folder(args.out)
+    dirs = [_find_record_dir(d) for d in args.run_dir]
+    records = [ScoreRecord.load(d) for d in dirs]
+    params = _run_params(records[0], args.strategy, _parse_params(args.param, [args.strategy])[args.strategy])
+    strategy = _build(args.strategy, params, args.features)
+    result = _select(strategy, records, args)
+    subset = _subset_rows(records[0], dirs[0].parent)
+    scored = result.num_samples
+    if subset is not None:
+        result = result.to_source_rows(*subset)
+        print(f"The run trained on {scored:,} of {subset[1]:,} rows ({subset[2]}): the list holds full-split ids.")
+    record = records[0] if len(records) == 1 else None
+    rows = subset[0] if subset is not None else None
+    out = result.save(args.out, source=source, record=record, record_rows=rows)
     print(
-        f"{result.method}: kept {result.num_kept:,} of {result.num_samples:,} samples "
+        f"{result.method}: kept {result.num_kept:,} of {scored:,} samples "
         f"(removed {100 * result.prune_ratio:g}%) -> {out}"
     )
     return 0
+
+
+def _check_out_folder(out: str) -> None:
+    if Path(out).exists() and not Path(out).is_dir():
+        _fail(f"--out {out} is a file; pass a folder to write to (it is created if missing).")
 
 
 def cmd_plot(args) -> int:
@@ -123,22 +216,30 @@ def cmd_plot(args) -> int:
     from .record import ScoreRecord
     from .stats import data_map_coordinates
 
+    _check_out_folder(args.out)
     record = ScoreRecord.load(_find_record_dir(args.run_dir))
     params = _parse_params(args.param, args.strategy or [])
+    params = {name: _run_params(record, name, params[name]) for name in params}
     strategies = {name: _build(name, params[name], args.features) for name in args.strategy or []}
+    results = {name: _select(strategy, [record], args) for name, strategy in strategies.items()}
+    # Draw into a scratch folder and move the files at the end: a failing command leaves no partial output.
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    coords = data_map_coordinates(record)
-    written = [out / "data_map.png"]
-    data_map(record, path=written[0], coords=coords, max_points=args.max_points)
-    results = {}
-    for name, strategy in strategies.items():
-        results[name] = _select(strategy, [record], args)
-        written.append(out / f"data_map_{name}.png")
-        data_map(record, results[name], path=written[-1], coords=coords, max_points=args.max_points)
-    if len(results) > 1:
-        written.append(out / "removed_comparison.png")
-        compare_removed(record, results, path=written[-1])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
+        coords = data_map_coordinates(record)
+        names = ["data_map.png"]
+        data_map(record, path=Path(tmp) / names[0], coords=coords, max_points=args.max_points)
+        for name, result in results.items():
+            names.append(f"data_map_{name}.png")
+            data_map(record, result, path=Path(tmp) / names[-1], coords=coords, max_points=args.max_points)
+        if len(results) > 1:
+            names.append("removed_comparison.png")
+            compare_removed(record, results, path=Path(tmp) / names[-1])
+        out.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(Path(tmp) / name, out / name)
+            written.append(out / name)
     for path in written:
         print(path)
     return 0
@@ -147,6 +248,8 @@ def cmd_plot(args) -> int:
 def cmd_push(args) -> int:
     from .export import push_folder_to_hub
 
+    if not Path(args.dir).is_dir():
+        _fail(f"{args.dir} is not a folder. Write one with `hf-prune select RUN_DIR ... --out {args.dir}` first.")
     url = push_folder_to_hub(
         args.dir,
         args.repo,
@@ -201,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run `hf-prune COMMAND --help` for the options of a command.\n"
         ),
     )
+    parser.add_argument("--version", action="version", version=f"hf-prune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("strategies", help="list the pruning strategies, one line each")
@@ -281,12 +385,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. Expected failures (a bad argument, a missing folder, the Hub refusing a token) end with one
+    `error: ...` line that says what to do, exit status 1 and no partial output; `HF_PRUNE_TRACEBACK=1` shows the
+    traceback instead."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    return args.func(args)
+    terms = _CliTermsFilter()
+    library = logging.getLogger("hf_prune")
+    library.addFilter(terms)
+    handler = None
+    if not library.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        library.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return args.func(args)
+    except SystemExit:
+        raise
+    except Exception as err:
+        if os.environ.get("HF_PRUNE_TRACEBACK") or not _is_expected(err):
+            raise
+        raise SystemExit(f"error: {cli_terms(str(err))}") from None
+    finally:
+        library.removeFilter(terms)
+        if handler is not None:
+            library.removeHandler(handler)
+
+
+def _is_expected(err: Exception) -> bool:
+    """Failures a user causes and can fix from the command line (not bugs): shown as one line."""
+    try:
+        from .export import HubPushError
+    except ImportError:  # pragma: no cover
+        HubPushError = RuntimeError  # noqa: N806
+    return isinstance(err, (ValueError, OSError, KeyError, HubPushError))
 
 
 if __name__ == "__main__":

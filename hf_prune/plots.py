@@ -117,9 +117,12 @@ def _draw_map(ax, fig, coords, result, x, max_points, rng, num_epochs, title, co
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(left=min(-0.005, float(np.nanmin(xs[finite])) if finite.size else 0.0))
     ax.set_title(title, fontsize=10)
-    ax.text(0.01, 0.98, "easy", transform=ax.transAxes, va="top", fontsize=8, color="0.3")
-    ax.text(0.01, 0.02, "hard / mislabeled", transform=ax.transAxes, va="bottom", fontsize=8, color="0.3")
-    ax.text(0.99, 0.5, "uncertain", transform=ax.transAxes, ha="right", fontsize=8, color="0.3")
+    # Region names sit where Dyn-Unc removes points: on a light box above the points, so they stay readable.
+    box = dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.75)
+    text = dict(transform=ax.transAxes, fontsize=8, color="0.25", zorder=5, bbox=box)
+    ax.text(0.02, 0.975, "easy", va="top", **text)
+    ax.text(0.02, 0.025, "hard / mislabeled", va="bottom", **text)
+    ax.text(0.98, 0.5, "uncertain", ha="right", **text)
 
 
 def _check_result(result, record: ScoreRecord, label: str = "The result") -> None:
@@ -222,12 +225,15 @@ def compare_removed(
     return _save(fig, path)
 
 
-def score_histogram(results: Sequence[object], path: str | os.PathLike | None = None, *, axes=None):
+def score_histogram(results: Sequence[object], path: str | os.PathLike | None = None, *, ax=None, axes=None):
     """Histograms of the scores of kept vs removed rows, one panel per result (e.g. per ratio of one run).
+
+    A result made on part of its split (`PruneResult.to_source_rows`) counts only the rows it scored as removed.
 
     Args:
         results (list of `PruneResult`): results sharing one score vector (the ratios of one run).
         path (`str`, *optional*): PNG file to write.
+        ax (`matplotlib.axes.Axes`, *optional*): draw a single result into these axes.
         axes (sequence of `matplotlib.axes.Axes`, *optional*): one axes per result to draw into.
 
     Returns:
@@ -243,20 +249,23 @@ def score_histogram(results: Sequence[object], path: str | os.PathLike | None = 
         return None
     lo, hi = float(scores[finite].min()), float(scores[finite].max())
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 61)
+    if ax is not None:
+        axes = [ax]
     if axes is None:
         fig = Figure(figsize=(6, 1.8 + 1.6 * len(results)), dpi=90, layout="constrained")
         axes = fig.subplots(len(results), 1, squeeze=False, sharex=True)[:, 0]
     else:
         fig = axes[0].figure
-    for ax, r in zip(axes, results):
+    for panel, r in zip(axes, results):
         removed = _removed_mask(r, scores.size)
-        ax.hist(scores[~removed & finite], bins=bins, color="tab:blue", alpha=0.75,
+        panel.hist(scores[~removed & finite], bins=bins, color="tab:blue", alpha=0.75,
                 label=f"kept ({int((~removed).sum()):,})")  # fmt: skip
-        ax.hist(scores[removed & finite], bins=bins, color="tab:red", alpha=0.6,
-                label=f"removed ({int(removed.sum()):,})")  # fmt: skip
-        ax.set_title(f"prune_ratio={r.prune_ratio:g} (fraction removed)", fontsize=9)
-        ax.set_ylabel("rows")
-        ax.legend(fontsize=8)
+        scored = int((getattr(r, "provenance", None) or {}).get("subset", {}).get("num_rows", scores.size))
+        panel.hist(scores[removed & finite], bins=bins, color="tab:red", alpha=0.6,
+                label=f"removed ({scored - int((~removed).sum()):,})")  # fmt: skip
+        panel.set_title(f"prune_ratio={r.prune_ratio:g} (fraction removed)", fontsize=9)
+        panel.set_ylabel("rows")
+        panel.legend(fontsize=8)
     axes[-1].set_xlabel(f"{results[0].method} score")
     return _save(fig, path)
 

@@ -204,6 +204,56 @@ class PruneResult:
             )
         return dataset.select(np.flatnonzero(keep))
 
+    def to_source_rows(self, rows, num_source_rows: int, description: str | None = None) -> PruneResult:
+        """The same selection with ids in the *full* source split, for a run that trained on part of it.
+
+        A run on a subset (`--max_train_samples`, a held-out validation share) records rows `0 ... m-1`; published
+        ids must be positions in the full split. `rows[i]` is the full-split position of training row `i`. The
+        result keeps its `prune_ratio` (the share of the *subset* removed); rows outside the subset get NaN scores
+        and are not kept, and `provenance["subset"]` says which rows the run saw.
+
+        Args:
+            rows (`np.ndarray` of int `[num_samples]`): strictly increasing full-split positions of the trained rows.
+            num_source_rows (`int`): rows of the full split.
+            description (`str`, *optional*): how the rows were chosen, for the card (e.g. "the first 10,000 rows").
+
+        Example:
+
+        ```python
+        >>> import numpy as np
+        >>> from hf_prune import PruneResult
+        >>> r = PruneResult(kept_ids=[0, 2], scores=[0.9, 0.1, 0.8], prune_ratio=1 / 3, method="random")
+        >>> r.to_source_rows(np.array([10, 11, 12]), 100, "rows 10-12").kept_ids
+        array([10, 12])
+        ```
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.shape != (self.num_samples,):
+            raise ValueError(f"`rows` must give the source position of each of the {self.num_samples} rows.")
+        if rows.size and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= num_source_rows):
+            raise ValueError(f"`rows` must be strictly increasing positions in [0, {num_source_rows}).")
+        scores = np.full(num_source_rows, np.nan)
+        scores[rows] = self.scores
+        labels = None
+        if self.labels is not None:
+            labels = np.full(num_source_rows, -1, dtype=np.int64)
+            labels[rows] = self.labels
+        subset = {"num_rows": int(self.num_samples), "num_source_rows": int(num_source_rows)}
+        if description:
+            subset["description"] = description
+        if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+            subset["range"] = [int(rows[0]), int(rows[-1]) + 1]
+        provenance = {**self.provenance, "subset": subset}
+        if isinstance(self.provenance.get("record"), dict) and "dataset_row_fingerprint" in self.provenance["record"]:
+            # the scored rows' fingerprint belongs to the subset, not to the full split these ids now index
+            record = dict(self.provenance["record"])
+            subset["row_fingerprint"] = record.pop("dataset_row_fingerprint")
+            provenance["record"] = record
+        return PruneResult(
+            kept_ids=rows[self.kept_ids], scores=scores, prune_ratio=self.prune_ratio, method=self.method,
+            params=dict(self.params), num_samples=num_source_rows, labels=labels, provenance=provenance,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ persistence
 
     def save(self, save_directory: str | os.PathLike, source: Any = None, **kwargs: Any) -> Path:

@@ -114,3 +114,103 @@ def test_push_passes_every_option_to_push_folder_to_hub(tmp_path, monkeypatch, c
                  "--commit-message", "msg"]) == 0  # fmt: skip
     assert calls == [(str(tmp_path), "org/ds", True, "t", "dev", "msg")]
     assert "https://hub/commit/abc" in capsys.readouterr().out
+
+
+def test_version_flag(capsys):
+    from hf_prune import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"hf-prune {__version__}"
+
+
+def test_expected_failures_are_one_line_errors_in_cli_terms(run_dir, tmp_path, monkeypatch):
+    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no cached login either
+    folder = tmp_path / "list"
+    main(["select", str(run_dir), "--strategy", "random", "--prune-ratio", "0.2", "--out", str(folder)])
+    with pytest.raises(SystemExit) as exc:
+        main(["push", str(folder), "--repo", "org/x"])
+    message = str(exc.value.code)
+    assert message.startswith("error: No Hugging Face token") and "--token" in message and "`token=`" not in message
+    assert "\n" not in message
+    with pytest.raises(SystemExit, match=r"error: .*missing is not a folder.*hf-prune select RUN_DIR"):
+        main(["push", str(tmp_path / "missing"), "--repo", "org/x"])
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep me")
+    for command in (["select", str(run_dir), "--strategy", "random", "--prune-ratio", "0.2"], ["plot", str(run_dir)]):
+        with pytest.raises(SystemExit, match="--out .*afile.txt is a file"):
+            main([*command, "--out", str(afile)])
+    assert afile.read_text() == "keep me"
+
+
+def test_a_failing_plot_leaves_no_partial_output(run_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "maps"
+    # dyn_unc draws, then aum fails (the record has no logit_margin): nothing may be left behind
+    with pytest.raises(SystemExit, match="logit_margin"):
+        main(["plot", str(run_dir), "--strategy", "dyn_unc", "--strategy", "aum", "--param", "dyn_unc.window=3",
+              "--out", str(out)])  # fmt: skip
+    assert not out.exists() and not list(tmp_path.glob(".maps*"))
+
+
+def test_select_uses_the_parameters_the_run_recorded_and_warns_when_they_differ(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    p = rng.random((8, 50)).astype(np.float32)
+    root = tmp_path / "run"
+    ScoreRecord.from_arrays(
+        {"p_target": p}, labels=np.arange(50) % 5,
+        metadata={"strategy_params": {"dyn_unc": {"window": 3}}, "train_subset": {
+            "num_rows": 50, "num_source_rows": 500, "description": "the first 50 rows", "range": [0, 50]}},
+    ).save(root / "scores")  # fmt: skip
+    main(["select", str(root), "--strategy", "dyn_unc", "--prune-ratio", "0.2", "--out", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert "using window=3, as the run recorded" in out and "50 of 500 rows" in out
+    result = PruneResult.load(tmp_path / "a")
+    assert result.params["window"] == 3 and result.num_samples == 500 and result.num_kept == 40
+    assert result.kept_ids.max() < 50
+    main(["select", str(root), "--strategy", "dyn_unc", "--prune-ratio", "0.2", "--param", "window=5",
+          "--out", str(tmp_path / "b")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "the run was scored with dyn_unc window=3, but --param window=5" in err
+    assert PruneResult.load(tmp_path / "b").params["window"] == 5
+
+
+@pytest.mark.slow
+def test_a_wrong_token_is_one_line_with_the_fix(tmp_path):
+    from tests.hub_fixtures import HUB_USER, make_hub_env
+    from tests.hub_server import LoopbackHub
+
+    rng = np.random.default_rng(0)
+    ScoreRecord.from_arrays({"p_target": rng.random((4, 20))}).save(tmp_path / "run" / "scores")
+    with LoopbackHub(tokens={"hf_good": HUB_USER}, root=tmp_path / "hub") as server:
+        env = make_hub_env(server.url, "hf_wrong", tmp_path)
+        code = (
+            "from hf_prune.cli import main; "
+            f"main(['select', {str(tmp_path / 'run')!r}, '--strategy', 'random', '--prune-ratio', '0.5', "
+            f"'--source', 'org/data', '--out', {str(tmp_path / 'list')!r}]); "
+            f"main(['push', {str(tmp_path / 'list')!r}, '--repo', 'testuser/x'])"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.strip().splitlines() if line]
+    assert lines[-1].startswith("error: The Hub at") and "rejected the token (HTTP 401)" in lines[-1]
+    assert "--token" in lines[-1] and "Traceback" not in proc.stderr
+
+
+def test_select_maps_a_non_contiguous_subset_through_the_runs_rows_file(tmp_path, capsys):
+    rows = np.array([0, 3, 4, 9, 12, 15, 20, 21, 30, 33])  # e.g. what is left after holding out a validation share
+    root = tmp_path / "run"
+    ScoreRecord.from_arrays(
+        {"p_target": np.random.default_rng(0).random((5, 10))},
+        metadata={"train_subset": {"num_rows": 10, "num_source_rows": 40, "description": "held out 0.25",
+                                   "rows_file": "train_subset_rows.npy"}},
+    ).save(root / "scores")  # fmt: skip
+    main(["select", str(root), "--strategy", "random", "--prune-ratio", "0.5", "--out", str(tmp_path / "x")])
+    assert "is missing" in capsys.readouterr().err and PruneResult.load(tmp_path / "x").num_samples == 10
+    np.save(root / "train_subset_rows.npy", rows)
+    main(["select", str(root), "--strategy", "random", "--prune-ratio", "0.5", "--out", str(tmp_path / "y")])
+    result = PruneResult.load(tmp_path / "y")
+    assert result.num_samples == 40 and set(result.kept_ids) <= set(rows.tolist()) and result.num_kept == 5

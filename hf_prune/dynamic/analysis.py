@@ -30,6 +30,22 @@ def _period_of(source, pruning_period: int | None) -> int:
     return 1
 
 
+def _policy_text(dyn: dict) -> str:
+    """How the dynamic run selected, for the card: policy, its parameters, kept per epoch, period, scores."""
+    if not dyn.get("policy"):
+        return ""
+    params = ", ".join(f"{k}={v}" for k, v in sorted((dyn.get("params") or {}).items()))
+    kept, n = dyn.get("num_kept_per_epoch"), dyn.get("num_samples")
+    scores = {"pass": "a scoring pass over the training set", "train_loss": "the training losses of the samples seen"}
+    text = f" The run used `{dyn['policy']}`" + (f" ({params})" if params else "")
+    if kept and n:
+        text += f", training on {kept:,} of {n:,} rows per epoch"
+    text += f", re-selecting every {dyn.get('pruning_period', 1)} epoch(s)"
+    if dyn.get("scoring") in scores:
+        text += f" from {scores[dyn['scoring']]}"
+    return text + "."
+
+
 def selection_counts(source, pruning_period: int | None = None) -> tuple[np.ndarray, int]:
     """Times each sample was selected, and out of how many selections.
 
@@ -98,6 +114,7 @@ def static_result_from_selection(
         "description": (
             "The rows a dynamic pruning policy selected most often during training (Raju et al. 2021, Fig. 3): "
             f"each row's score is the number of the {total} selections that included it; the most selected are kept."
+            + _policy_text(dyn)
         ),
         "score_name": "times selected",
         "citation": DYNAMIC_DATA_PRUNING,

@@ -119,10 +119,19 @@ def _size_category(n: int) -> str:
 
 
 def _model_name(record: dict[str, Any]) -> str | None:
+    """The model as the run named it (`--model_name_or_path`, e.g. the `swin_fmnist` preset), else its checkpoint,
+    timm architecture or class."""
+    if record.get("model_name_or_path"):
+        return str(record["model_name_or_path"])
     model = record.get("model")
     if isinstance(model, dict):
         return model.get("name_or_path") or model.get("architecture") or model.get("class")
     return model if isinstance(model, str) else None
+
+
+def _model_parameters(record: dict[str, Any]) -> int | None:
+    model = record.get("model")
+    return model.get("num_parameters") if isinstance(model, dict) else None
 
 
 def pruning_metadata(
@@ -143,14 +152,27 @@ def pruning_metadata(
         source=source,
         content_key=content_key,
         model=_model_name(record),
+        model_num_parameters=_model_parameters(record),
         epochs=epochs,
         window=first.params.get("window"),
         seed=record.get("seed", args.get("seed")),
         params=first.params,
         training={k: args[k] for k in TRAINING_KEYS if k in args} or None,
+        subset=first.provenance.get("subset"),
         hf_prune_version=__version__,
     )
     return jsonable(block)
+
+
+def features_info(columns: dict[str, str], label_names: Sequence[str] | None) -> dict[str, Any]:
+    """The `dataset_info.features` YAML of a list's columns (name -> Value dtype), the label as a `ClassLabel`."""
+    features = []
+    for name, dtype in columns.items():
+        if name == "label" and label_names:
+            features.append({"name": name, "dtype": {"class_label": {"names": dict(enumerate(map(str, label_names)))}}})
+        else:
+            features.append({"name": name, "dtype": dtype})
+    return {"features": features}
 
 
 def render_dataset_card(
@@ -166,6 +188,9 @@ def render_dataset_card(
     pretty_name: str | None = None,
     images: Sequence[tuple[str, str]] = (),
     extra_tags: Sequence[str] = (),
+    license_name: str | None = None,
+    license_link: str | None = None,
+    label_names: Sequence[str] | None = None,
 ) -> DatasetCard:
     """Renders the dataset card of an index-list folder from `model_cards/pruned_index_list.md`.
 
@@ -175,6 +200,9 @@ def render_dataset_card(
         source (`dict`): `repo_id, config, split, revision, num_rows, fingerprint` of the source split.
         repo_id (`str`, *optional*): where the list lives on the Hub; `"<repo_id>"` until pushed.
         images (list of `(alt text, path in the folder)`, *optional*): figures to show (histogram, data map).
+        license_name, license_link (`str`, *optional*): for `license="other"`; default to the source dataset's
+            license, linked to its page.
+        label_names (sequence of `str`, *optional*): class names of the `label` column (a `ClassLabel` feature).
 
     Returns:
         `huggingface_hub.DatasetCard`.
@@ -195,16 +223,35 @@ def render_dataset_card(
     if all_scores:
         configs.append({"config_name": "scores", "data_files": [{"split": "train", "path": "data/scores/*.parquet"}]})
     pruning = pruning_metadata(results, lists, source, content_key)
-    source_name = source.get("repo_id") or "<source dataset>"
-    title = pretty_name or f"{source_name.split('/')[-1]} pruned with {info.title}"
+    repo = source.get("repo_id")
+    source_name = repo or source.get("local_name") or "the source dataset"
+    title = pretty_name or (
+        f"{source_name.split('/')[-1]} pruned with {info.title}" if repo or source.get("local_name")
+        else f"Pruned index list ({info.title})"
+    )
     tags = list(dict.fromkeys(["dataset-pruning", method, "hf-prune", *extra_tags]))
+    licensing: dict[str, Any] = {}
+    if license == "other":
+        licensing["license_name"] = license_name or "same-as-source-dataset"
+        link = license_link or (f"https://huggingface.co/datasets/{repo}" if repo else None)
+        if link:
+            licensing["license_link"] = link
+    columns = {"index": "int64", "score": "float32"}
+    if any(r.labels is not None for r in results):
+        columns["label"] = "int64"
+    if content_key:
+        columns[content_key] = "string"
+    feature_info = features_info(columns, label_names)
     card_data = DatasetCardData(
         license=license,
+        **licensing,
         task_categories=list(task_categories),
         tags=tags,
         pretty_name=title,
         size_categories=[_size_category(max(e["kept"] for e in lists.values()))],
+        source_datasets=[repo] if repo else None,
         configs=configs,
+        dataset_info=[{"config_name": name, **json.loads(json.dumps(feature_info))} for name in names],  # no YAML anchors
         pruning=pruning,
     )
     return DatasetCard.from_template(
@@ -214,6 +261,8 @@ def render_dataset_card(
         repo_id=repo_id or REPO_ID_PLACEHOLDER,
         source=source,
         source_name=source_name,
+        source_repo=repo,
+        subset=pruning.get("subset"),
         method=info,
         lists=lists,
         default_config=names[0],

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from .index_list import (
     config_name_for,
     data_file_for,
     index_sha256,
+    looks_like_repo_id,
     read_card_metadata,
     write_parquet,
 )
@@ -58,6 +60,38 @@ def _draw(plot, path: Path, *args) -> bool:
         return plot(*args, path=path) is not None
     except ImportError:
         return False
+
+
+def _on_record_rows(result, record, record_rows):
+    """`result` as a selection over the record's own rows (for its data map), or None when they do not match."""
+    if record is None:
+        return None
+    if record_rows is None:
+        return result if record.num_samples == result.num_samples else None
+    rows = np.asarray(record_rows, dtype=np.int64)
+    if rows.size != record.num_samples:
+        return None
+    kept = np.searchsorted(rows, result.kept_ids)
+    return SimpleNamespace(
+        kept_ids=kept, scores=np.asarray(result.scores)[rows], prune_ratio=result.prune_ratio, method=result.method,
+        num_samples=record.num_samples,
+    )  # fmt: skip
+
+
+# Arguments whose values are paths on the machine that ran: published as their last component only.
+_PATH_KEYS = {"output_dir", "logging_dir", "resume_from_checkpoint", "cache_dir", "train_dir", "validation_dir"}
+
+
+def scrub_paths(value: Any, key: str | None = None) -> Any:
+    """A copy of JSON-able `value` with machine paths reduced to their last component: the values of path arguments
+    (`output_dir`, `logging_dir`...) and any absolute path. Published provenance names runs, not home folders."""
+    if isinstance(value, dict):
+        return {k: scrub_paths(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_paths(v, key) for v in value]
+    if isinstance(value, str) and value and (key in _PATH_KEYS or os.path.isabs(value) or value.startswith("~")):
+        return Path(value).name
+    return value
 
 
 def _is_result(value) -> bool:
@@ -116,6 +150,10 @@ def save_results(
     plot: bool = True,
     record=None,
     extra_tags: Sequence[str] = (),
+    license_name: str | None = None,
+    license_link: str | None = None,
+    label_names: Sequence[str] | None = None,
+    record_rows: np.ndarray | None = None,
 ) -> Path:
     """Writes one or several ratios of one run to a folder laid out as a Hub dataset repo (see the module docstring).
 
@@ -148,7 +186,16 @@ def save_results(
         score_dtype (`str`, *optional*, defaults to `"float32"`):
             Storage type of the scores (`"float32"` or `"float64"`); float32 keeps an ImageNet list under 4 MB.
         license (`str`, *optional*, defaults to `"other"`):
-            License of the list, for the card.
+            License of the list, for the card. With `"other"`, `license_name` and `license_link` say which one (by
+            default: the source dataset's license, linked to the source's page).
+        license_name, license_link (`str`, *optional*):
+            The card's `license_name` / `license_link` for `license="other"`.
+        label_names (sequence of `str`, *optional*):
+            Class names of the `label` column, stored as a `ClassLabel` feature; defaults to the source dataset's
+            `ClassLabel` names or the results' `provenance["label_names"]`.
+        record_rows (`np.ndarray`, *optional*):
+            For results mapped to the full split (`PruneResult.to_source_rows`) whose `record` covers only the rows
+            the run trained on: the full-split position of each record row, to draw the data map.
         task_categories (sequence of `str`, *optional*, defaults to `("image-classification",)`):
             For the card.
         pretty_name (`str`, *optional*):
@@ -187,7 +234,17 @@ def save_results(
     src.update({k: v for k, v in normalize_source(source, n).items() if v is not None})
     src = normalize_source({k: v for k, v in src.items() if k != "num_rows"}, n)
     src["split"] = src["split"] or SPLIT
-    if not src.get("repo_id"):
+    if src.get("repo_id") and not looks_like_repo_id(str(src["repo_id"])):
+        # a local folder: name it, but never publish the machine path or offer it to `load_dataset` as a repo id
+        src["local_name"] = Path(str(src["repo_id"])).name
+        src["repo_id"] = None
+    if repo_id is not None and not looks_like_repo_id(repo_id):
+        raise ValueError(f"repo_id must be a Hub repo id such as 'my-org/my-list', not a path; got {repo_id!r}.")
+    if label_names is None:
+        label_names = first.provenance.get("label_names")
+        feature = source_dataset.features.get(LABEL_COLUMN) if source_dataset is not None else None
+        label_names = label_names or (list(feature.names) if hasattr(feature, "names") else None)
+    if not src.get("repo_id") and not src.get("local_name"):
         logger.warning(
             "The index list does not say which dataset its ids index (no source repo id in the results' provenance). "
             "Pass `source=(repo_id, split, revision)` so the card can show how to apply it."
@@ -220,33 +277,34 @@ def save_results(
                 columns[LABEL_COLUMN] = np.asarray(r.labels)[ids]
             if content is not None:
                 columns[content_key] = content.take(pa.array(ids))
-            write_parquet(tmp / data_file_for(name), columns, score_dtype)
+            write_parquet(tmp / data_file_for(name), columns, score_dtype, label_names=label_names)
+            scored = int((r.provenance.get("subset") or {}).get("num_rows", n))
             lists[name] = {
                 "prune_ratio": float(r.prune_ratio),
                 "kept": r.num_kept,
-                "removed": n - r.num_kept,
+                "removed": scored - r.num_kept,
                 "index_sha256": index_sha256(ids),
                 "data_files": data_file_for(name),
             }
-            provenance_lists[name] = {"params": jsonable(r.params), "provenance": jsonable(r.provenance)}
+            provenance_lists[name] = {"params": jsonable(r.params), "provenance": scrub_paths(jsonable(r.provenance))}
         if all_scores:
             columns = {INDEX_COLUMN: np.arange(n, dtype=np.int64), SCORE_COLUMN: first.scores}
             if include_labels and first.labels is not None:
                 columns[LABEL_COLUMN] = np.asarray(first.labels)
-            write_parquet(tmp / data_file_for(SCORES_CONFIG), columns, score_dtype)
+            write_parquet(tmp / data_file_for(SCORES_CONFIG), columns, score_dtype, label_names=label_names)
         with open(tmp / PROVENANCE_FILE, "w") as f:
             json.dump({"format_version": FORMAT_VERSION, "lists": provenance_lists}, f, indent=2, sort_keys=True)
         images = []
         if plot and _draw(score_histogram, tmp / IMAGES_DIR / "score_histogram.png", results):
             images.append(("Histogram of the scores of kept and removed rows", f"{IMAGES_DIR}/score_histogram.png"))
+        on_record = _on_record_rows(first, record, record_rows)
         if (
             plot
-            and record is not None
+            and on_record is not None
             and record.has_signal("p_target")
-            and record.num_samples == n
-            and _draw(data_map, tmp / IMAGES_DIR / "data_map.png", record, first)
+            and _draw(data_map, tmp / IMAGES_DIR / "data_map.png", record, on_record)
         ):
-            images.append(("Data map: mean vs std of p_target, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
+            images.append(("Data map: mean p(y|x) over epochs against the score, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
         card = render_dataset_card(
             results,
             lists,
@@ -259,6 +317,9 @@ def save_results(
             pretty_name=pretty_name,
             images=images,
             extra_tags=list(extra_tags),
+            license_name=license_name,
+            license_link=license_link,
+            label_names=label_names,
         )
         card.save(tmp / CARD_FILE)
         os.chmod(tmp, 0o755)

@@ -71,7 +71,11 @@ def data_file_for(config_name: str) -> str:
     return f"{DATA_DIR}/{config_name}/{SPLIT}-00000-of-00001.parquet"
 
 
-def write_parquet(path: Path, columns: dict[str, np.ndarray | list], score_dtype: str) -> None:
+def write_parquet(
+    path: Path, columns: dict[str, np.ndarray | list], score_dtype: str, label_names: Sequence[str] | None = None
+) -> None:
+    """Writes one list file; with `label_names`, the `label` column is typed as a `datasets.ClassLabel` (schema
+    metadata that `load_dataset` reads), so consumers see class names."""
     arrays, encodings = {}, {}
     for name, values in columns.items():
         if name == INDEX_COLUMN:
@@ -84,9 +88,16 @@ def write_parquet(path: Path, columns: dict[str, np.ndarray | list], score_dtype
             arrays[name] = pa.array(np.asarray(values, dtype=np.int64))
         else:
             arrays[name] = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    table = pa.table(arrays)
+    dtypes = {"float": "float32", "double": "float64"}
+    features = {name: {"dtype": dtypes.get(str(a.type), str(a.type)), "_type": "Value"} for name, a in arrays.items()}
+    if label_names and LABEL_COLUMN in arrays:
+        features[LABEL_COLUMN] = {"names": [str(n) for n in label_names], "_type": "ClassLabel"}
+    info = {"info": {"features": features}}
+    table = table.replace_schema_metadata({b"huggingface": json.dumps(info).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(
-        pa.table(arrays),
+        table,
         path,
         compression="zstd",
         compression_level=3,

@@ -147,3 +147,75 @@ def model_card(
         eval_split=eval_split,
         training=training,
     )
+
+
+def pruning_card_section(
+    *,
+    pruned_list=None,
+    index_repo_id: str | None = None,
+    dynamic: dict[str, Any] | None = None,
+    num_trained: int | None = None,
+    num_samples: int | None = None,
+    record_repo_id: str | None = None,
+    full_data_metrics: dict[str, float] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> tuple[str, list[str], list[str]]:
+    """The "Trained on a pruned dataset" section that `PruningTrainer.create_model_card` adds to Trainer's card.
+
+    Args:
+        pruned_list (`PruneResult`, *optional*): the list the training set was made with.
+        index_repo_id (`str`, *optional*): where that list is published (a Hub dataset repo id).
+        dynamic (`dict`, *optional*): a dynamic run's `policy`, `prune_ratio`, `pruning_period`.
+        num_trained, num_samples (`int`, *optional*): rows trained on, rows of the unpruned split.
+        record_repo_id (`str`, *optional*): dataset repo holding the score record, if published.
+        full_data_metrics, metrics (`dict`, *optional*): the same metrics of full-data training and of this model.
+
+    Returns:
+        `(markdown, tags, datasets)`: the section, the tags and the dataset ids to add to the card's metadata.
+    """
+    from huggingface_hub.constants import ENDPOINT
+
+    lines, tags, datasets = ["## Trained on a pruned dataset", ""], ["dataset-pruning", "hf-prune"], []
+    if pruned_list is not None:
+        info = method_info(pruned_list)
+        src = source_from_provenance(pruned_list.provenance)
+        kept, n = pruned_list.num_kept, pruned_list.num_samples
+        scored = int((pruned_list.provenance.get("subset") or {}).get("num_rows", n))
+        where = f"`{src['repo_id']}`" if src.get("repo_id") else "its training split"
+        lines.append(
+            f"This model was trained on a **pruned** copy of {where} (split `{src.get('split') or 'train'}`): "
+            f"{kept:,} of {scored:,} rows kept, selected with {info.title}; `prune_ratio` = {pruned_list.prune_ratio:g} "
+            "is the fraction **removed**."
+        )
+        if index_repo_id:
+            lines += ["", f"The kept rows are the index list [`{index_repo_id}`]({ENDPOINT}/datasets/{index_repo_id}) "
+                      f"(config `{config_name_for(pruned_list.prune_ratio)}`):", "", "```python",
+                      "from datasets import load_dataset", "",
+                      f'keep = load_dataset("{index_repo_id}", "{config_name_for(pruned_list.prune_ratio)}", '
+                      'split="train").with_format("numpy")["index"][:]',
+                      f'train = load_dataset("{src.get("repo_id") or "<source dataset>"}", split="{src.get("split") or "train"}").select(keep)',
+                      "```"]  # fmt: skip
+            datasets.append(index_repo_id)
+        if src.get("repo_id"):
+            datasets.insert(0, src["repo_id"])
+        tags.append(pruned_list.method)
+    elif dynamic:
+        lines.append(
+            f"This model was trained with **dynamic data pruning** (`{dynamic.get('policy')}`): every "
+            f"{dynamic.get('pruning_period', 1)} epoch(s) the policy re-selected the training subset, removing "
+            f"{100 * float(dynamic.get('prune_ratio', 0)):g} % of the rows from each pruned epoch."
+        )
+        tags += ["dynamic-data-pruning", str(dynamic.get("policy"))]
+    elif num_trained is not None and num_samples is not None and num_trained < num_samples:
+        lines.append(f"This model was trained on {num_trained:,} of the {num_samples:,} rows of its training split.")
+    else:
+        lines.append("This model was trained on its full training split.")
+    if metrics and full_data_metrics:
+        shared = [k for k in metrics if k in full_data_metrics]
+        if shared:
+            lines += ["", "| metric | pruned | full data |", "|---|---|---|"]
+            lines += [f"| {k} | {_fmt_metric(metrics[k])} | {_fmt_metric(full_data_metrics[k])} |" for k in shared]
+    lines += ["", "Per-sample training dynamics were recorded with hf_prune's `PruningTrainer`; the score record is "
+              + (f"published separately in [`{record_repo_id}`]({ENDPOINT}/datasets/{record_repo_id})."
+                 if record_repo_id else "not part of this repository.")]  # fmt: skip
+    return "\n".join(lines) + "\n", tags, datasets

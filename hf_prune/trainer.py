@@ -33,14 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
+from transformers.utils.hub import PushInProgress
 
 from .config import PruningArguments, check_window_fits
 from .distributed import raise_on_every_rank, stream_rows_to_main
 from .dynamic.trainer_hooks import TrainerDynamicPruning
+from .export.model_card import pruning_card_section
 from .provenance import infer_source
 from .record import RECORD_FILE, ScoreRecord
 from .recording import DEFAULT_SIGNALS, Recorder, logits_of
@@ -91,6 +94,7 @@ class _RecordingCallback(TrainerCallback):
             # room for the epoch's rows up front (after the selection: its length), so that the recorder does not
             # reallocate mid-epoch
             self.trainer.recorder.reserve(batches * args.per_device_train_batch_size)
+        self.trainer._epoch_started = time.perf_counter()  # samples trained per second: training steps only
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.trainer._end_recording_epoch()
@@ -109,9 +113,19 @@ class PruningTrainer(Trainer):
     `<output_dir>/<score_record_dir>` after every epoch and into every checkpoint; `train(resume_from_checkpoint=...)`
     continues it.
 
+    Every epoch it also logs, through `Trainer.log` (so TensorBoard, W&B... see them with `report_to`),
+    `pruning/recorded_samples`, `pruning/samples_trained_per_second` (samples actually trained, not the dataset's
+    length), `pruning/clean_view_seconds` with `record_clean_view`, and for dynamic runs `pruning/kept`,
+    `pruning/kept_fraction`, `pruning/ever_selected_fraction` and `pruning/scoring_seconds`. `push_to_hub` leaves the
+    record out of the model repo (`score_record_repo_id=` publishes it to a dataset repo of its own) and the model
+    card says what the model was trained on (`pruned_list=`, a dynamic policy).
+
     Args:
         clean_view_dataset (`datasets.Dataset`, *optional*):
             The training split with the *eval* transform, for `args.record_clean_view`; same rows as the train set.
+        record_metadata (`dict`, *optional*):
+            Extra JSON-able metadata for the record (e.g. the method parameters a recipe will score with, or the rows
+            of the full split a subset came from); `hf-prune select` reads `strategy_params` from it.
         **kwargs: passed to `transformers.Trainer`.
 
     Example:
@@ -126,8 +140,13 @@ class PruningTrainer(Trainer):
     ```
     """
 
-    def __init__(self, *args, clean_view_dataset=None, **kwargs):
+    def __init__(self, *args, clean_view_dataset=None, record_metadata: dict[str, Any] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.record_metadata = dict(record_metadata or {})
+        self._epoch_started: float | None = None
+        self._clean_view_seconds = 0.0
+        self._samples_trained = 0
+        self._ever_trained = None
         if self.train_dataset is None:
             raise ValueError("PruningTrainer needs a `train_dataset`: it records per-sample dynamics of training.")
         signals = getattr(self.args, "record_signals", DEFAULT_SIGNALS)
@@ -302,11 +321,17 @@ class PruningTrainer(Trainer):
         try:
             if self._dynamic is not None:
                 self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
+            self._samples_trained, self._ever_trained = 0, None
             output = super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
             self._finish_record()
-            return output
         finally:
             self._release_lock()
+        # Trainer's train_samples_per_second counts len(dataset) per epoch; a pruned run trains fewer.
+        runtime = output.metrics.get("train_runtime")
+        output.metrics["train_samples_trained"] = self._samples_trained
+        if runtime:
+            output.metrics["train_samples_trained_per_second"] = round(self._samples_trained / runtime, 3)
+        return output
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # The model must not see `sample_id`; compute_loss picks it up from here.
@@ -400,6 +425,7 @@ class PruningTrainer(Trainer):
             "num_train_epochs": self.args.num_train_epochs,
             "args": json.loads(self.args.to_json_string()),
             "hf_prune_version": __version__,
+            **self.record_metadata,
         }
 
     def _row_fingerprint(self) -> str | None:
@@ -668,8 +694,12 @@ class PruningTrainer(Trainer):
 
     def _end_recording_epoch(self) -> None:
         epoch = self._recorded_epochs
+        train_seconds = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
+        self._epoch_started = None
         if self.record_clean_view:
+            started = time.perf_counter()
             self._clean_view_pass()
+            self._clean_view_seconds = time.perf_counter() - started
         raise_on_every_rank(self._check_epoch_rows(epoch), self.accelerator, f"checking epoch {epoch}'s rows")
         if self._dynamic is not None:
             # The policy's score table is the same on every rank: (id, label, loss) triples of every rank's rows.
@@ -678,6 +708,7 @@ class PruningTrainer(Trainer):
                 table = self.recorder.gather(self.accelerator, signals=["loss"])
             self._dynamic.end_epoch(epoch, table)
         self._write_epoch(epoch)
+        self.log_pruning_metrics(epoch, train_seconds)
         self._recorded_epochs += 1
         self.recorder.reset()
         self._trained_rows = 0
@@ -737,6 +768,229 @@ class PruningTrainer(Trainer):
             finally:
                 writer.close()
         raise_on_every_rank(error, accelerator, f"writing epoch {epoch} of the score record")
+
+    # ------------------------------------------------------------------ Hub
+
+    def _hub_ignore_patterns(self) -> list[str]:
+        # Trainer's own patterns, plus the record and its checkpoint copies: a model repo gets the model, not the
+        # record (publish that with `score_record_repo_id=`, or a pruned list with `hf-prune push`).
+        # (fnmatch: `*` also matches `/`; the checkpoint folder is uploaded on its own with hub_strategy="checkpoint")
+        record = getattr(self.args, "score_record_dir", "scores").strip("/")
+        ours = [CHECKPOINT_RECORD_DIR, CHECKPOINT_PARTIAL_DIR, "dynamic_pruning"]
+        return ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", f"{record}/*", *[f"{d}/*" for d in ours], *[f"*/{d}/*" for d in ours]]
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        *,
+        score_record_repo_id: str | None = None,
+        **kwargs,
+    ):
+        """`Trainer.push_to_hub`, except that the score record stays out of the model repo and the model card says
+        how the model's training set was pruned (`create_model_card`).
+
+        Args:
+            score_record_repo_id (`str`, *optional*):
+                A dataset repo to publish the score record to (its own repo, not the model's), e.g. to score it later
+                with other strategies.
+            kwargs: as `Trainer.push_to_hub`, plus `pruned_list=` / `index_repo_id=` / `full_data_metrics=` for the
+                card (see `create_model_card`).
+        """
+        from huggingface_hub import HfApi
+
+        # Trainer's own flow (save, card, one upload), with the record left out of the upload.
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None)
+        if model_name is None and self.args.should_save:
+            model_name = (self.args.hub_model_id or self.args.output_dir).rstrip("/").split("/")[-1]
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        record_url = None
+        if score_record_repo_id is not None:
+            api = HfApi(token=token)
+            api.create_repo(score_record_repo_id, repo_type="dataset", private=private, exist_ok=True)
+            record_url = api.upload_folder(
+                repo_id=score_record_repo_id, repo_type="dataset", folder_path=str(self.score_record_path),
+                path_in_repo="scores", commit_message="Score record (hf_prune PruningTrainer)",
+            )  # fmt: skip
+        self.create_model_card(model_name=model_name, score_record_repo_id=score_record_repo_id, **kwargs)
+        self._finish_current_push()
+        commit = HfApi(token=token).upload_folder(
+            repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
+            run_as_future=not blocking, ignore_patterns=self._hub_ignore_patterns(),
+            revision=revision if revision is not None else self.args.hub_revision,
+        )  # fmt: skip
+        if record_url is not None:
+            logger.info(f"Score record pushed to {score_record_repo_id}: {record_url}")
+        return commit
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        # Trainer pushes output_dir (and the checkpoint) at every save with hub_strategy="every_save"/"checkpoint":
+        # the same uploads here, without the record. Model files are copied as Trainer copies them.
+        from huggingface_hub import HfApi
+        from transformers.trainer_utils import HubStrategy
+        from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
+
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        if not self.args.hub_always_push and self.push_in_progress is not None and not self.push_in_progress.is_done():
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        output_dir = self.args.output_dir
+        files = [CONFIG_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME]
+        index = Path(checkpoint_folder) / SAFE_WEIGHTS_INDEX_NAME
+        if index.is_file():
+            files += sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        for name in files:
+            if (Path(checkpoint_folder) / name).is_file():
+                shutil.copy(Path(checkpoint_folder) / name, Path(output_dir) / name)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        message = f"Training in progress, step {self.state.global_step}"
+        api = HfApi(token=self.args.hub_token)
+        jobs = [api.upload_folder(repo_id=self.hub_model_id, folder_path=output_dir, commit_message=message,
+                                  run_as_future=True, ignore_patterns=self._hub_ignore_patterns(),
+                                  revision=self.args.hub_revision)]  # fmt: skip
+        if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+            path_in_repo = "last-checkpoint" if self.args.hub_strategy == HubStrategy.CHECKPOINT else Path(checkpoint_folder).name
+            jobs.append(api.upload_folder(repo_id=self.hub_model_id, folder_path=checkpoint_folder,
+                                          path_in_repo=path_in_repo, commit_message=message + ", checkpoint",
+                                          run_as_future=True, ignore_patterns=self._hub_ignore_patterns()[2:],
+                                          revision=self.args.hub_revision))  # fmt: skip
+        if self.push_in_progress is None or self.push_in_progress.is_done():
+            self.push_in_progress = PushInProgress(jobs)
+        else:
+            self.push_in_progress.jobs.extend(jobs)
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        *,
+        pruned_list=None,
+        index_repo_id: str | None = None,
+        full_data_metrics: dict[str, float] | None = None,
+        score_record_repo_id: str | None = None,
+    ) -> None:
+        """Trainer's model card (`TrainingSummary`: hyperparameters, results, framework versions) with what it cannot
+        know about pruning: a "Trained on a pruned dataset" section (list link, method, ratio, kept count), the
+        `dataset-pruning` / `hf-prune` / method tags, the source dataset and the list in `datasets:`. A model built
+        from config reads "trained from scratch", not "fine-tuned version of []".
+
+        Args:
+            pruned_list (`PruneResult`, *optional*): the list the training set was made with (`result.apply(ds)`).
+            index_repo_id (`str`, *optional*): the Hub dataset repo of that list.
+            full_data_metrics (`dict`, *optional*): the same metrics for full-data training, for a comparison table.
+            score_record_repo_id (`str`, *optional*): where the score record was published.
+            Other arguments: as `Trainer.create_model_card`.
+        """
+        from huggingface_hub import ModelCard
+        from transformers.modelcard import TrainingSummary
+
+        if not self.is_world_process_zero():
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+        if finetuned_from is None and name_or_path and not os.path.isdir(name_or_path):
+            finetuned_from = name_or_path
+        source = None
+        if pruned_list is not None:
+            source = (pruned_list.provenance.get("source") or {}).get("repo_id")
+        source = source or self.record_metadata.get("dataset_repo_id")
+        if dataset is None and source:
+            dataset = [source]
+        if dataset_tags is None and (dataset is not None or not getattr(self.train_dataset, "builder_name", None)):
+            # Trainer names the dataset after its builder; a dataset built in memory has none ("the None dataset")
+            dataset_tags = dataset if dataset is not None else []
+        dynamic = None
+        if self._dynamic is not None:
+            dynamic = {"policy": self.args.dynamic_policy, "prune_ratio": self.args.dynamic_prune_ratio,
+                       "pruning_period": self.args.pruning_period}  # fmt: skip
+        metrics = {k.removeprefix("eval_"): v for k, v in (self.state.log_history or [{}])[-1].items() if k.startswith("eval_")}
+        section, extra_tags, extra_datasets = pruning_card_section(
+            pruned_list=pruned_list, index_repo_id=index_repo_id, dynamic=dynamic,
+            num_trained=len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None,
+            num_samples=self.num_samples, record_repo_id=score_record_repo_id,
+            full_data_metrics=full_data_metrics, metrics=metrics,
+        )  # fmt: skip
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        tags += [t for t in extra_tags if t not in tags]
+        summary = TrainingSummary.from_trainer(
+            self, language=language, license=license, tags=tags, model_name=model_name, finetuned_from=finetuned_from,
+            tasks=tasks, dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args,
+        )  # fmt: skip
+        if not finetuned_from:
+            summary.finetuned_from = None  # from_trainer reads "" as a base model: "fine-tuned version of []"
+        card = ModelCard(summary.to_model_card())
+        card.data.datasets = list(dict.fromkeys([*(card.data.datasets or []), *extra_datasets])) or None
+        heading = "\n## Model description"
+        text = card.text
+        card.text = text.replace(heading, "\n" + section + heading, 1) if heading in text else text + "\n" + section
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+    # ------------------------------------------------------------------ telemetry
+
+    def log_pruning_metrics(self, epoch: int, train_seconds: float | None) -> dict[str, float]:
+        """Logs epoch `epoch`'s pruning telemetry through `Trainer.log` (every `report_to` integration sees it).
+
+        Every process calls it (one small all-reduce of the samples trained). `pruning/recorded_samples` is read
+        from the epoch row the main process wrote (other processes log the samples trained instead; only the main
+        process reports to TensorBoard and the like).
+
+        Args:
+            epoch (`int`): the epoch just written to the record.
+            train_seconds (`float`, *optional*): wall time of the epoch's training steps.
+
+        Returns:
+            `dict`: what was logged (`pruning/...` keys).
+        """
+        trained = self._trained_rows  # this process's samples, padding duplicates of distributed samplers included
+        if self.accelerator.num_processes > 1:
+            total = torch.tensor([trained], dtype=torch.long, device=self.accelerator.device)
+            trained = int(self.accelerator.reduce(total, reduction="sum").item())
+        recorded = trained
+        if self._record is not None and self.recorder.signals:
+            row = np.asarray(self._record.signal(self.recorder.signals[0])[epoch])
+            recorded = int(np.isfinite(row).sum())
+        logs: dict[str, float] = {"pruning/recorded_samples": recorded}  # counts stay ints in console logs
+        if self.record_clean_view:
+            logs["pruning/clean_view_seconds"] = round(self._clean_view_seconds, 4)
+        self._samples_trained += trained
+        if train_seconds:
+            logs["pruning/samples_trained_per_second"] = round(trained / train_seconds, 3)
+        if self._dynamic is not None:
+            timing = self._dynamic.timing[-1] if self._dynamic.timing else {}
+            if self._ever_trained is None:
+                self._ever_trained = np.zeros(self.num_samples, dtype=bool)
+            selection = getattr(self._dynamic.sampler, "selection", None)
+            if getattr(selection, "ids", None) is not None:
+                chosen = np.asarray(self._dynamic.sample_ids[selection.ids], dtype=np.int64)
+                self._ever_trained[chosen[(chosen >= 0) & (chosen < self.num_samples)]] = True
+            kept = int(timing.get("num_selected", trained))
+            logs["pruning/kept"] = kept
+            logs["pruning/kept_fraction"] = round(kept / self.num_samples, 6)
+            logs["pruning/ever_selected_fraction"] = round(float(self._ever_trained.mean()), 6)
+            logs["pruning/scoring_seconds"] = round(float(timing.get("scoring_s", 0.0)), 4)
+        # Trainer.log resets control.should_log; at an epoch end that would swallow Trainer's own epoch log (loss).
+        should_log = self.control.should_log
+        self.log(dict(logs))
+        self.control.should_log = should_log
+        return logs
 
     @torch.no_grad()
     def _clean_view_pass(self) -> None:

@@ -1,224 +1,340 @@
-"""Dyn-Unc end to end: train a Swin with `PruningTrainer`, score every sample with Dynamic Uncertainty (He et al.
-2023, Eq. 2-3), write kept-index lists for the requested ratios, and optionally retrain on each pruned set to print
-full vs pruned test accuracy.
+"""Dyn-Unc end to end, shaped like the transformers example `run_image_classification.py`: train with
+`PruningTrainer` (a Swin by default), score every sample with Dynamic Uncertainty (He et al. 2023, Eq. 2-3), write
+the kept-index lists as Hub-ready folders, and with `--retrain` train a fresh model on each pruned set (and on each
+`--baselines` list, e.g. random) to compare test accuracy with full data.
 
 Launch (single process, or any Accelerate / torchrun setup):
 
     accelerate launch recipes/dyn_unc_swin.py                                  # embedded Fashion-MNIST, small Swin
-    python recipes/dyn_unc_swin.py --max_train_samples 10000 --num_train_epochs 12 --window 5 --retrain
+    python recipes/dyn_unc_swin.py --model_name_or_path tiny_cnn --max_train_samples 10000 --num_train_epochs 10 \\
+        --window 4 --learning_rate 2e-3 --retrain --baselines random           # what `make demo` runs
     torchrun --nproc_per_node 2 recipes/dyn_unc_swin.py --max_train_samples 2000 --num_train_epochs 6 --window 3
+    python recipes/dyn_unc_swin.py --train_dir my_images/train --validation_dir my_images/val \\
+        --model_name_or_path resnet18.a1_in1k --num_train_epochs 20 --window 5   # pretrained timm weights
 
-ImageNet-1K, as in the paper (Swin-T, 300 epochs, J = 10, 25 % removed):
+ImageNet-1K, as in the paper (Swin-T from scratch, 300 epochs, J = 10, 25 % removed, mixup and cutmix):
 
     accelerate launch recipes/dyn_unc_swin.py --dataset_name ILSVRC/imagenet-1k --eval_split validation \\
-        --model swin_tiny_patch4_window7_224 --img_size 224 --num_train_epochs 300 --window 10 \\
-        --per_device_train_batch_size 128 --learning_rate 1e-3 --weight_decay 0.05 --bf16 --prune_ratios 0.25
+        --model_name_or_path swin_tiny_patch4_window7_224 --from_scratch --num_train_epochs 300 --window 10 \\
+        --per_device_train_batch_size 128 --learning_rate 1e-3 --weight_decay 0.05 --bf16 --prune_ratios 0.25 \\
+        --mixup 0.8 --cutmix 1.0
 
-Outputs under `--output_dir`: `scores/` (the `ScoreRecord`), `dyn_unc_<pct>/` (a `PruneResult` per ratio, the
-kept-index list), `summary.json` (accuracies and sizes).
+Outputs under `--output_dir`: `scores/` (the `ScoreRecord`), `dyn_unc/` (the kept-index lists, one config per
+ratio, with card, score histogram and data map), `<baseline>/` likewise, `data_map.png`, `retrain_<method>_<pct>/`,
+`train_results.json` / `eval_results.json` / `all_results.json` (Trainer's `save_metrics`) and `summary.json`.
+A second run into the same `--output_dir` resumes from its last checkpoint; `--overwrite_output_dir` starts over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import PartialState
-from transformers import HfArgumentParser, Trainer, set_seed
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from hf_prune import PruningArguments, PruningTrainer, get_strategy
-from hf_prune.data import ImageTransform, image_collator, load_image_dataset, num_classes_of
-from hf_prune.export import model_card, push_results_to_hub
-from hf_prune.models import build_timm_classifier
+from hf_prune.console import banner, label_progress_bars, logger, phase, setup_logging
+from hf_prune.export import push_results_to_hub, save_results
+from hf_prune.metrics import accuracy_metrics
+from hf_prune.plots import data_map
+from hf_prune.record import RECORD_FILE
+from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification
 
 
 @dataclass
-class ScriptArguments:
-    """What to train on, which model, and how to prune."""
+class PruningScriptArguments:
+    """How to prune and what to compare."""
 
-    dataset_name: str | None = field(
-        default=None,
-        metadata={"help": "Hub dataset id (e.g. ILSVRC/imagenet-1k) or local folder; default: embedded Fashion-MNIST."},
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on and prune."})
-    eval_split: str | None = field(default=None, metadata={"help": "Test split; default: 'test' or 'validation'."})
-    image_column: str | None = field(default=None, metadata={"help": "Image column; default: image/img."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column; default: label/labels."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N test rows."})
-    model: str = field(
-        default="swin_fmnist",
-        metadata={
-            "help": "timm architecture, or a preset: swin_fmnist (Swin-T design sized for 28x28, 0.3 M params), "
-            "resnet_fmnist, tiny_cnn. For ImageNet: swin_tiny_patch4_window7_224."
-        },
-    )
-    img_size: int | None = field(default=None, metadata={"help": "Input side; default 28 (Fashion-MNIST) or 224."})
-    in_chans: int | None = field(default=None, metadata={"help": "Input channels; default 1 (Fashion-MNIST) or 3."})
-    window: int = field(default=10, metadata={"help": "Dyn-Unc window J (paper: 10); needs J < epochs."})
+    window: int = field(default=10, metadata={"help": "Dyn-Unc window J (paper: 10); must be below the epochs."})
     prune_ratios: list[float] = field(
         default_factory=lambda: [0.25, 0.5],
         metadata={"help": "Fractions of the training set to REMOVE (0.25 keeps 75%%), one list per ratio."},
     )
     class_balanced: bool = field(default=False, metadata={"help": "Remove the same fraction from every class."})
+    baselines: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Other strategies scored on the same record and retrained for comparison, e.g. random."},
+    )
     retrain: bool = field(default=False, metadata={"help": "Retrain a fresh model on each pruned set and compare."})
+    mixup: float = field(default=0.0, metadata={"help": "Mixup alpha (timm Mixup); > 0 records from the clean view."})
+    cutmix: float = field(default=0.0, metadata={"help": "CutMix alpha (timm Mixup); > 0 records from the clean view."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start over in an --output_dir that holds a record or checkpoints (else: resume or refuse)."},
+    )
     hub_repo_id: str | None = field(
         default=None,
         metadata={
-            "help": "With --push_to_hub: dataset repo for the kept-index lists (one config per ratio, with a card). "
-            "With --retrain, the model trained on each pruned set goes to <hub_model_id or hub_repo_id>-model-<pct> "
-            "with a model card linking the list."
+            "help": "With --push_to_hub: dataset repo for the Dyn-Unc kept-index lists (one config per ratio). With "
+            "--retrain, each model trained on a Dyn-Unc list goes to <hub_model_id or hub_repo_id>-model-<pct> with "
+            "a model card that links its list."
         },
     )
 
 
-# Defaults for training from scratch (Trainer's own suit fine-tuning); any flag given on the command line wins.
-RECIPE_DEFAULTS = [
-    "--output_dir", "runs/dyn_unc_swin", "--num_train_epochs", "15", "--learning_rate", "1e-3",
-    "--weight_decay", "0.05", "--lr_scheduler_type", "cosine", "--warmup_steps", "0.05",
-    "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "256", "--logging_steps", "50",
-    "--save_strategy", "epoch", "--save_total_limit", "1", "--report_to", "none",
-]  # fmt: skip
+# Defaults for training from scratch (Trainer's own suit fine-tuning); `--help` shows these, any flag given wins.
+RECIPE_DEFAULTS = dict(
+    output_dir="runs/dyn_unc_swin", num_train_epochs=15, learning_rate=1e-3, weight_decay=0.05,
+    lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=128, per_device_eval_batch_size=256,
+    logging_strategy="epoch", eval_strategy="no", save_strategy="epoch", save_total_limit=1, report_to="none",
+    remove_unused_columns=False,
+)  # fmt: skip
 
 
-def accuracy(eval_pred) -> dict[str, float]:
-    logits, labels = eval_pred
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, PruningScriptArguments, PruningArguments),
+        description=__doc__.split("\n\n")[0] + " Model, data and pruning options come first, then every "
+        "TrainingArguments / PruningArguments flag; the defaults shown are this recipe's.",
+    )
+    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
+    parser.set_defaults(**RECIPE_DEFAULTS, use_cpu=not torch.cuda.is_available())
+    return parser
 
 
-def push_model(trainer, script, args, result, accuracy, summary, eval_split) -> None:
-    """Pushes a model trained on a pruned set, with a card that links the index list and compares with full data."""
-    repo = f"{args.hub_model_id or script.hub_repo_id}-model-{round(result.prune_ratio * 100)}"
-    full = next((run["accuracy"] for run in summary["runs"] if run["prune_ratio"] == 0.0), None)
-    trainer.model.push_to_hub(repo, token=args.hub_token, private=args.hub_private_repo)
-    card = model_card(
-        script.hub_repo_id, result=result, accuracy=accuracy, full_accuracy=full, eval_split=eval_split,
-        model_name=repo, library_name="transformers",
-        training={"epochs": args.num_train_epochs, "model": script.model, "learning_rate": args.learning_rate},
-    )  # fmt: skip
-    card.push_to_hub(repo, token=args.hub_token)
-    print(f"Pushed the model trained with {result.prune_ratio:.0%} removed: {repo}")
+def check_before_training(script: PruningScriptArguments, args: PruningArguments, task) -> str | None:
+    """Everything that would otherwise fail after a whole training run; returns the checkpoint to resume from."""
+    epochs = math.ceil(args.num_train_epochs) if args.max_steps <= 0 else None
+    if script.window < 2:
+        raise ValueError(f"--window must be at least 2 (a std over one epoch is undefined); got {script.window}.")
+    if epochs is not None and script.window >= epochs:
+        raise ValueError(
+            f"--window {script.window} needs more epochs: Dyn-Unc averages K - J windows of J epochs, so J must be "
+            f"below --num_train_epochs ({epochs}). Use --window {max(2, epochs - 1)} or more epochs."
+        )
+    if hasattr(args, "dyn_unc_window"):
+        args.dyn_unc_window = script.window  # the trainer checks it again before training
+    for ratio in script.prune_ratios:
+        if not 0 <= ratio < 1:
+            raise ValueError(f"--prune_ratios are fractions REMOVED, in [0, 1); got {ratio}.")
+    for name in script.baselines:
+        get_strategy(name)  # unknown names fail here, with the list of known ones
+    if script.retrain and task.eval is None:
+        raise ValueError(
+            "--retrain compares test accuracy, but the data has no test or validation split: pass --eval_split, "
+            "--validation_dir or --train_val_split 0.1."
+        )
+    if args.push_to_hub:
+        from huggingface_hub import get_token
+
+        if not script.hub_repo_id:
+            raise ValueError("--push_to_hub needs --hub_repo_id: the dataset repo that receives the kept-index lists.")
+        if not (args.hub_token or get_token()):
+            raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token.")
+    out = Path(args.output_dir)
+    if hasattr(args, "overwrite_score_record"):
+        args.overwrite_score_record = script.overwrite_output_dir
+    if script.overwrite_output_dir or not out.is_dir():
+        return args.resume_from_checkpoint
+    checkpoint = args.resume_from_checkpoint or get_last_checkpoint(str(out))
+    if checkpoint is None and (out / args.score_record_dir / RECORD_FILE).exists():
+        raise ValueError(
+            f"{out} already holds a score record and no checkpoint to resume from. Pass --overwrite_output_dir to "
+            "replace it, or another --output_dir."
+        )
+    if checkpoint is not None:
+        logger.info(f"Checkpoint detected, resuming training at {checkpoint}. Pass --overwrite_output_dir to start over.")
+    return checkpoint
+
+
+def mixup_setup(script, args, num_labels):
+    """timm's Mixup/CutMix on every training batch (as timm's train.py) and a soft-target loss; the record then comes
+    from the clean view (un-augmented, eval mode), since mixed images have no single label."""
+    if not (script.mixup > 0 or script.cutmix > 0):
+        return PruningTrainer, {}
+    from timm.data import Mixup
+
+    mixup = Mixup(mixup_alpha=script.mixup, cutmix_alpha=script.cutmix, num_classes=num_labels)
+    if not args.record_clean_view:
+        logger.info("Mixup/CutMix: recording from the clean view (record_clean_view=True), as the Dyn-Unc authors do.")
+        args.record_clean_view = True
+
+    class MixupPruningTrainer(PruningTrainer):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            x, y = inputs["pixel_values"], inputs["labels"]
+            if len(x) % 2 == 0:
+                x, y = mixup(x, y)
+            else:  # timm mixes pairs: an odd last batch trains unmixed, with the same soft-target loss
+                y = torch.nn.functional.one_hot(y, num_labels).to(x.dtype)
+            return super().training_step(model, {**inputs, "pixel_values": x, "labels": y}, num_items_in_batch)
+
+    def soft_target_loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        if labels.dim() == 1:  # evaluation: hard labels
+            return torch.nn.functional.cross_entropy(logits, labels)
+        return torch.sum(-labels * torch.log_softmax(logits, dim=-1), dim=-1).mean()
+
+    return MixupPruningTrainer, {"compute_loss_func": soft_target_loss}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ScriptArguments, PruningArguments))
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
-    defaults = RECIPE_DEFAULTS + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
-    script, args = parser.parse_args_into_dataclasses(args=defaults + list(argv))
+    model_args, data_args, script, args = parser.parse_args_into_dataclasses(args=list(argv))
+    setup_logging(args)
     set_seed(args.seed)
-
-    data = load_image_dataset(script.dataset_name, script.dataset_config, script.image_column, script.label_column)
-    eval_split = script.eval_split or next((s for s in ("test", "validation") if s in data), None)
-    train = data[script.train_split]
-    if script.max_train_samples:
-        train = train.select(range(min(script.max_train_samples, len(train))))
-    test = data[eval_split] if eval_split else None
-    if test is not None and script.max_eval_samples:
-        test = test.select(range(min(script.max_eval_samples, len(test))))
-    default_data = script.dataset_name is None
-    img_size = script.img_size or (28 if default_data else 224)
-    in_chans = script.in_chans or (1 if default_data else 3)
-    num_labels = num_classes_of(train)
-    label_names = getattr(train.features["label"], "names", None)
-    id2label = dict(enumerate(label_names)) if label_names else None
-
-    def with_transform(ds, train_mode):
-        ds = ds.with_format(None)
-        ds.set_transform(ImageTransform(img_size, in_chans, train=train_mode))
-        return ds
-
-    def new_model():
-        set_seed(args.seed)
-        return build_timm_classifier(script.model, num_labels, in_chans=in_chans, img_size=img_size, id2label=id2label)
-
-    args.remove_unused_columns = False  # the transform needs the raw image column
+    task = prepare_image_classification(data_args, model_args, seed=args.seed)
+    checkpoint = check_before_training(script, args, task)
+    trainer_class, trainer_kwargs = mixup_setup(script, args, task.num_labels)
     push = args.push_to_hub
-    if push and not script.hub_repo_id:
-        raise ValueError("--push_to_hub needs --hub_repo_id: the dataset repo that receives the kept-index lists.")
-    args.push_to_hub = False  # the recipe pushes the lists (and models) itself at the end, not every checkpoint
-    trainer = PruningTrainer(
-        model=new_model(),
-        args=args,
-        train_dataset=with_transform(train, True),
-        eval_dataset=with_transform(test, False) if test is not None else None,
-        clean_view_dataset=with_transform(train, False) if args.record_clean_view else None,
-        data_collator=image_collator,
-        compute_metrics=accuracy,
+    args.push_to_hub = False  # the lists and models are pushed at the end, not every checkpoint
+    methods = ["dyn_unc", *script.baselines]
+    retrains = len(methods) * len(script.prune_ratios) if script.retrain else 0
+    phases = 2 + retrains
+    state = PartialState()
+    banner(
+        "hf_prune: Dyn-Unc",
+        {
+            "processes": f"{state.num_processes} ({state.distributed_type.value}, device {args.device})",
+            "data": f"{task.source_repo_id or data_args.train_dir}, split {data_args.train_split}",
+            "train rows": f"{len(task.train):,} of {task.subset.num_source_rows:,} ({task.subset.description})",
+            "eval rows": f"{len(task.eval):,} ({task.eval_split})" if task.eval is not None else "none",
+            "model": f"{model_args.model_name_or_path} ({task.loaded.kind}, "
+            f"{sum(p.numel() for p in task.loaded.model.parameters()):,} parameters, "
+            f"{task.image_size}x{task.image_size}x{task.in_chans})",
+            "signals": ", ".join(args.record_signals) + (" (clean view)" if args.record_clean_view else ""),
+            "method": f"dyn_unc, window {script.window}, removing {script.prune_ratios}"
+            + (f"; baselines {script.baselines}" if script.baselines else ""),
+            "epochs": f"{args.num_train_epochs:g}" + (f" (resuming {checkpoint})" if checkpoint else ""),
+            "output": f"{args.output_dir} (record in {args.score_record_dir}/)",
+        },
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    summary = {
-        "dataset": script.dataset_name or "fashion_mnist (embedded)",
-        "model": script.model,
-        "num_train": len(train),
-        "epochs": args.num_train_epochs,
-        "window": script.window,
-        "runs": [],
-    }
-    if test is not None:
-        metrics = trainer.evaluate()
-        summary["runs"].append({"prune_ratio": 0.0, "kept": len(train), "accuracy": metrics["eval_accuracy"]})
 
+    phase(1, phases, "Training on the full data, recording per-sample dynamics")
+    trainer = trainer_class(
+        model=task.loaded.model, args=args, train_dataset=task.train, eval_dataset=task.eval,
+        clean_view_dataset=task.clean_view if args.record_clean_view else None, data_collator=task.collator,
+        compute_metrics=accuracy_metrics(),
+        record_metadata={
+            "model_name_or_path": model_args.model_name_or_path, "dataset_repo_id": task.source_repo_id,
+            "train_subset": task.subset.to_metadata(), "strategy_params": {"dyn_unc": {"window": script.window}},
+        },
+        **trainer_kwargs,
+    )  # fmt: skip
+    if trainer.accelerator.is_main_process:
+        task.subset.save_rows(args.output_dir)  # rows of a non-contiguous subset, for `hf-prune select`
+    label_progress_bars(trainer, f"[1/{phases}] full data")
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+    summary = {
+        "dataset": task.source_repo_id, "model": model_args.model_name_or_path, "num_train": len(task.train),
+        "train_subset": task.subset.to_metadata(), "epochs": args.num_train_epochs, "window": script.window,
+        "seed": args.seed, "runs": [],
+    }  # fmt: skip
+    if task.eval is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        summary["runs"].append({"method": "full", "prune_ratio": 0.0, "kept": len(task.train), "accuracy": metrics["eval_accuracy"]})
+
+    phase(2, phases, f"Scoring with {', '.join(methods)} and writing the kept-index lists")
     record = trainer.score_record
-    strategy = get_strategy("dyn_unc", window=script.window)
-    results = {}
-    for ratio in script.prune_ratios:
-        result = strategy.select(record, prune_ratio=ratio, class_balanced=script.class_balanced)
-        result.provenance["source"] = {
-            "repo_id": script.dataset_name or "fashion_mnist",
-            "config": script.dataset_config,
-            "split": script.train_split,
-            "num_rows": len(train),
-            "fingerprint": train._fingerprint,
-        }
-        results[ratio] = result
-        if trainer.accelerator.is_main_process:
-            # record= adds the data map (paper Fig. 2, removed samples marked) to the card, where matplotlib is installed
-            out = result.save(Path(args.output_dir) / f"dyn_unc_{round(ratio * 100)}", record=record)
-            print(f"Dyn-Unc removed {ratio:.0%}: kept {result.num_kept}/{result.num_samples} -> {out}")
+    is_main = trainer.accelerator.is_main_process
+    selections: dict[str, list] = {}
+    for name in methods:
+        strategy = get_strategy(name, window=script.window) if name == "dyn_unc" else get_strategy(name)
+        started = time.perf_counter()
+        selections[name] = [
+            strategy.select(record, prune_ratio=r, class_balanced=script.class_balanced) for r in script.prune_ratios
+        ]
+        trainer.log({f"pruning/{name}_scoring_seconds": round(time.perf_counter() - started, 4)})
+    source = {
+        "repo_id": task.source_repo_id, "config": data_args.dataset_config_name, "split": data_args.train_split,
+        "fingerprint": task.full_train._fingerprint,
+    }  # fmt: skip
+    published = {}
+    for name, results in selections.items():
+        published[name] = []
+        for result in results:
+            result.provenance["label_names"] = task.label_names
+            full = result if task.subset.is_full else result.to_source_rows(task.subset.rows, task.subset.num_source_rows, task.subset.description)  # fmt: skip
+            published[name].append(full)
+        if is_main:
+            folder = save_results(published[name], Path(args.output_dir) / name, source=source, record=record,
+                                  record_rows=None if task.subset.is_full else task.subset.rows)  # fmt: skip
+            kept = ", ".join(f"{r.prune_ratio:.0%} removed: {r.num_kept:,} kept" for r in results)
+            logger.info(f"{name}: {kept} -> {folder}")
+    if is_main and record.has_signal("p_target"):
+        first = selections["dyn_unc"][0]
+        data_map(record, first, path=Path(args.output_dir) / "data_map.png")
+        logger.info(f"Data map (removed samples of dyn_unc at {first.prune_ratio:.0%} in red): {args.output_dir}/data_map.png")
     trainer.accelerator.wait_for_everyone()
 
-    world_size, is_main = trainer.accelerator.num_processes, trainer.accelerator.is_main_process
-    if script.retrain and test is not None:
-        for ratio, result in results.items():
-            retrain_args = PruningArguments(**{**args.to_dict(), "output_dir": f"{args.output_dir}/retrain_{round(ratio * 100)}"})
-            retrain_args.save_strategy = "no"
-            pruned = result.apply(train)
+    step = 2
+    world_size = trainer.accelerator.num_processes
+    full_accuracy = summary["runs"][0]["accuracy"] if summary["runs"] else None
+    for name in methods if script.retrain else []:
+        for result, full_result in zip(selections[name], published[name]):
+            step += 1
+            pct = round(result.prune_ratio * 100)
+            phase(step, phases, f"Retraining a fresh model on {name} with {result.prune_ratio:.0%} removed ({result.num_kept:,} rows)")
+            retrain_args = dataclasses.replace(args, output_dir=f"{args.output_dir}/retrain_{name}_{pct}", save_strategy="no")
+            if hasattr(retrain_args, "overwrite_score_record"):
+                retrain_args.overwrite_score_record = True  # a retrain always starts afresh, also in a resumed run
+            if push and name == "dyn_unc":
+                retrain_args.hub_model_id = f"{args.hub_model_id or script.hub_repo_id}-model-{pct}"
+            pruned = result.apply(task.raw_train)
             # A last batch of one sample breaks BatchNorm in training: drop just that one, if it occurs.
             per_step = args.per_device_train_batch_size * world_size
             retrain_args.dataloader_drop_last = 0 < len(pruned) % per_step <= world_size
-            retrainer = Trainer(
-                model=new_model(),
-                args=retrain_args,
-                train_dataset=with_transform(pruned, True),
-                eval_dataset=with_transform(test, False),
-                data_collator=image_collator,
-                compute_metrics=accuracy,
-            )
+            set_seed(args.seed)
+            retrainer = trainer_class(
+                model=task.new_model(), args=retrain_args, train_dataset=task.with_train_transform(pruned),
+                eval_dataset=task.eval, data_collator=task.collator, compute_metrics=accuracy_metrics(),
+                # mixed images have no single label: the retrain records from its clean view too
+                clean_view_dataset=task.with_eval_transform(pruned) if retrain_args.record_clean_view else None,
+                **trainer_kwargs,
+            )  # fmt: skip
+            label_progress_bars(retrainer, f"[{step}/{phases}] {name} {pct}%")
             retrainer.train()
-            acc = retrainer.evaluate()["eval_accuracy"]
-            summary["runs"].append({"prune_ratio": ratio, "kept": result.num_kept, "accuracy": acc})
-            if push and is_main:
-                push_model(retrainer, script, args, result, acc, summary, eval_split)
+            metrics = retrainer.evaluate()
+            retrainer.save_metrics("eval", metrics)
+            summary["runs"].append({"method": name, "prune_ratio": result.prune_ratio, "kept": result.num_kept, "accuracy": metrics["eval_accuracy"]})
+            if push and name == "dyn_unc":
+                retrainer.push_to_hub(
+                    pruned_list=full_result, index_repo_id=script.hub_repo_id,
+                    full_data_metrics={"accuracy": full_accuracy} if full_accuracy is not None else None,
+                )  # fmt: skip
+                logger.info(f"Pushed the model trained with {result.prune_ratio:.0%} removed: {retrain_args.hub_model_id}")
 
     if push and is_main:
-        url = push_results_to_hub(list(results.values()), script.hub_repo_id, source_dataset=train, record=record)
-        print(f"Pushed the kept-index lists: {url}")
+        url = push_results_to_hub(published["dyn_unc"], script.hub_repo_id, source=source, record=record,
+                                  record_rows=None if task.subset.is_full else task.subset.rows)  # fmt: skip
+        logger.info(f"Pushed the kept-index lists: {url}")
     if is_main:
         with open(Path(args.output_dir) / "summary.json", "w") as f:
             json.dump(summary, f, indent=2)
         if summary["runs"]:
-            print("\n| removed | kept | test accuracy |\n|---|---|---|")
-            for run in summary["runs"]:
-                print(f"| {run['prune_ratio']:.0%} | {run['kept']} | {run['accuracy']:.4f} |")
+            logger.info(summary_table(summary["runs"]))
     PartialState().destroy_process_group()  # gloo aborts at exit without it
     return summary
 
 
+def summary_table(runs: list[dict]) -> str:
+    full = next((r["accuracy"] for r in runs if r["method"] == "full"), None)
+    lines = ["", "| method | removed | kept | test accuracy | vs full |", "|---|---|---|---|---|"]
+    for r in runs:
+        delta = f"{100 * (r['accuracy'] - full):+.2f}" if full is not None and r["method"] != "full" else ""
+        lines.append(f"| {r['method']} | {r['prune_ratio']:.0%} | {r['kept']:,} | {100 * r['accuracy']:.2f} % | {delta} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:  # a bad flag or unavailable weights: one line with the fix, no traceback
+        if os.environ.get("HF_PRUNE_TRACEBACK"):
+            raise
+        sys.exit(f"error: {err}")

@@ -11,7 +11,7 @@ Launch (single process, or any Accelerate / torchrun setup):
 
 Every `PruningArguments` flag works, e.g. `--dynamic_prune_ratio 0.7 --pruning_period 10 --dynamic_scoring pass
 --dynamic_c 1.0 --dynamic_alpha 0.8`; `--skip_full` trains only the pruned run. For ImageNet as in the paper's
-appendix: `--dataset_name ILSVRC/imagenet-1k --eval_split validation --model resnet18 --img_size 224`.
+appendix: `--dataset_name ILSVRC/imagenet-1k --eval_split validation --model_name_or_path resnet18 --from_scratch`.
 
 Outputs under `--output_dir`: `full/` and `dynamic/` runs (each with its `scores/` record; the dynamic record holds the
 per-epoch `selected` mask and, in its metadata, training and scoring seconds per epoch), `selection_histogram.png`,
@@ -20,157 +20,167 @@ per-epoch `selected` mask and, in its metadata, training and scoring seconds per
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import PartialState
 from transformers import HfArgumentParser, set_seed
 
 from hf_prune import PruningArguments, PruningTrainer
-from hf_prune.data import ImageTransform, image_collator, load_image_dataset, num_classes_of
+from hf_prune.console import banner, format_fractions, label_progress_bars, logger, phase, setup_logging
 from hf_prune.dynamic import plot_selection_histogram, selection_counts, selection_groups, static_result_from_selection
-from hf_prune.models import build_timm_classifier
+from hf_prune.metrics import accuracy_metrics
+from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification
 
 
 @dataclass
 class ScriptArguments:
-    """What to train on, which model, and what to compare."""
+    """What to compare."""
 
-    dataset_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub dataset id (e.g. ILSVRC/imagenet-1k) or local folder; default: embedded Fashion-MNIST."
-        },
-    )
-    dataset_config: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
-    train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    eval_split: str | None = field(default=None, metadata={"help": "Test split; default: 'test' or 'validation'."})
-    image_column: str | None = field(default=None, metadata={"help": "Image column; default: image/img."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column; default: label/labels."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Use only the first N training rows (quick runs)."}
-    )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N test rows."})
-    model: str = field(
-        default="resnet_fmnist",
-        metadata={"help": "timm architecture or preset: resnet_fmnist (resnet10t), tiny_cnn, swin_fmnist; resnet18."},
-    )
-    img_size: int | None = field(default=None, metadata={"help": "Input side; default 28 (Fashion-MNIST) or 224."})
-    in_chans: int | None = field(default=None, metadata={"help": "Input channels; default 1 (Fashion-MNIST) or 3."})
     skip_full: bool = field(default=False, metadata={"help": "Do not train the full-data baseline."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace the records of an earlier run in --output_dir (else: refuse)."}
+    )
     static_prune_ratio: float = field(
         default=0.5, metadata={"help": "Fraction REMOVED in the static list of the most often selected samples."}
     )
 
 
-# Defaults for training from scratch with UCB; any flag given on the command line wins.
-RECIPE_DEFAULTS = [
-    "--output_dir", "runs/dynamic_ucb", "--num_train_epochs", "10", "--learning_rate", "2e-3",
-    "--weight_decay", "0.05", "--lr_scheduler_type", "cosine", "--warmup_steps", "0.05",
-    "--per_device_train_batch_size", "128", "--per_device_eval_batch_size", "512", "--logging_steps", "50",
-    "--save_strategy", "no", "--report_to", "none", "--record_signals", "loss",
-    "--dynamic_policy", "ucb", "--dynamic_prune_ratio", "0.5", "--pruning_period", "2", "--dynamic_scoring", "pass",
-]  # fmt: skip
+# Defaults for training from scratch with UCB; `--help` shows these, any flag given wins.
+RECIPE_DEFAULTS = dict(
+    output_dir="runs/dynamic_ucb", num_train_epochs=10, learning_rate=2e-3, weight_decay=0.05,
+    lr_scheduler_type="cosine", warmup_steps=0.05, per_device_train_batch_size=128, per_device_eval_batch_size=512,
+    logging_strategy="epoch", save_strategy="no", report_to="none", record_signals=["loss"],
+    dynamic_policy="ucb", dynamic_prune_ratio=0.5, pruning_period=2, dynamic_scoring="pass",
+    remove_unused_columns=False,
+)  # fmt: skip
 
 
-def accuracy(eval_pred) -> dict[str, float]:
-    logits, labels = eval_pred
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, ScriptArguments, PruningArguments),
+        description=__doc__.split("\n\n")[0] + " Model, data and pruning options come first, then every "
+        "TrainingArguments / PruningArguments flag; the defaults shown are this recipe's.",
+    )
+    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
+    parser.set_defaults(**RECIPE_DEFAULTS, use_cpu=not torch.cuda.is_available())
+    parser.set_defaults(model_name_or_path="resnet_fmnist")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ScriptArguments, PruningArguments))
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
-    defaults = RECIPE_DEFAULTS + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
-    script, args = parser.parse_args_into_dataclasses(args=defaults + list(argv))
-
-    data = load_image_dataset(script.dataset_name, script.dataset_config, script.image_column, script.label_column)
-    eval_split = script.eval_split or next((s for s in ("test", "validation") if s in data), None)
-    if eval_split is None:
-        raise ValueError("This recipe compares test accuracy: the dataset needs a test or validation split.")
-    train, test = data[script.train_split], data[eval_split]
-    if script.max_train_samples:
-        train = train.select(range(min(script.max_train_samples, len(train))))
-    if script.max_eval_samples:
-        test = test.select(range(min(script.max_eval_samples, len(test))))
-    default_data = script.dataset_name is None
-    img_size = script.img_size or (28 if default_data else 224)
-    in_chans = script.in_chans or (1 if default_data else 3)
-    num_labels = num_classes_of(train)
-
-    def with_transform(ds, train_mode):
-        ds = ds.with_format(None)
-        ds.set_transform(ImageTransform(img_size, in_chans, train=train_mode))
-        return ds
-
-    def run(run_args: PruningArguments) -> tuple[PruningTrainer, dict]:
-        set_seed(run_args.seed)
-        model = build_timm_classifier(script.model, num_labels, in_chans=in_chans, img_size=img_size)
-        trainer = PruningTrainer(
-            model=model,
-            args=run_args,
-            train_dataset=with_transform(train, True),
-            eval_dataset=with_transform(test, False),
-            # the scoring pass of dynamic_scoring="pass" sees the eval transform
-            clean_view_dataset=with_transform(train, False),
-            data_collator=image_collator,
-            compute_metrics=accuracy,
+    model_args, data_args, script, args = parser.parse_args_into_dataclasses(args=list(argv))
+    setup_logging(args)
+    task = prepare_image_classification(data_args, model_args, seed=args.seed)
+    if task.eval is None:
+        raise ValueError(
+            "This recipe compares test accuracy, but the data has no test or validation split: pass --eval_split, "
+            "--validation_dir or --train_val_split 0.1."
         )
+    earlier = [Path(args.output_dir) / run / args.score_record_dir / "record.json" for run in ("full", "dynamic")]
+    if not script.overwrite_output_dir and any(path.exists() for path in earlier):
+        raise ValueError(
+            f"{args.output_dir} already holds the records of an earlier run. Pass --overwrite_output_dir to replace "
+            "them, or another --output_dir."
+        )
+    if hasattr(args, "overwrite_score_record"):
+        args.overwrite_score_record = script.overwrite_output_dir
+    phases = 1 if script.skip_full else 2
+    state = PartialState()
+    banner(
+        f"hf_prune: dynamic pruning ({args.dynamic_policy})",
+        {
+            "processes": f"{state.num_processes} ({state.distributed_type.value}, device {args.device})",
+            "data": f"{task.source_repo_id or data_args.train_dir}, split {data_args.train_split}",
+            "train rows": f"{len(task.train):,} of {task.subset.num_source_rows:,} ({task.subset.description})",
+            "eval rows": f"{len(task.eval):,} ({task.eval_split})",
+            "model": f"{model_args.model_name_or_path} ({task.loaded.kind}, {task.image_size}x{task.image_size}x{task.in_chans})",
+            "policy": f"{args.dynamic_policy}, removing {args.dynamic_prune_ratio:.0%} per pruned epoch, "
+            f"period {args.pruning_period}, scores from {args.dynamic_scoring}",
+            "epochs": f"{args.num_train_epochs:g}",
+            "output": f"{args.output_dir}/full, {args.output_dir}/dynamic",
+        },
+    )
+
+    def run(run_args: PruningArguments, label: str) -> tuple[PruningTrainer, dict]:
+        set_seed(run_args.seed)
+        trainer = PruningTrainer(
+            model=task.new_model(), args=run_args, train_dataset=task.train, eval_dataset=task.eval,
+            # the scoring pass of dynamic_scoring="pass" sees the eval transform
+            clean_view_dataset=task.clean_view, data_collator=task.collator, compute_metrics=accuracy_metrics(),
+            record_metadata={"model_name_or_path": model_args.model_name_or_path, "dataset_repo_id": task.source_repo_id,
+                             "train_subset": task.subset.to_metadata()},
+        )  # fmt: skip
+        label_progress_bars(trainer, label)
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
         timing = trainer.dynamic_pruning.timing if trainer.dynamic_pruning is not None else []
+        metrics = trainer.evaluate()
+        trainer.save_metrics("eval", metrics)
         return trainer, {
             "policy": run_args.dynamic_policy or "full",
             "prune_ratio": run_args.dynamic_prune_ratio if run_args.dynamic_policy else 0.0,
-            "accuracy": trainer.evaluate()["eval_accuracy"],
+            "accuracy": metrics["eval_accuracy"],
             "wall_s": wall,
             "scoring_s": float(sum(t["scoring_s"] for t in timing)),
             "steps": trainer.state.global_step,
         }
 
-    args.remove_unused_columns = False  # the transform needs the raw image column
     runs = []
     if not script.skip_full:
-        full_args = PruningArguments(
-            **{**args.to_dict(), "output_dir": f"{args.output_dir}/full", "dynamic_policy": None}
-        )
-        runs.append(run(full_args)[1])
-    dyn_args = PruningArguments(**{**args.to_dict(), "output_dir": f"{args.output_dir}/dynamic"})
-    trainer, summary = run(dyn_args)
+        phase(1, phases, "Training on the full data")
+        full_args = dataclasses.replace(args, output_dir=f"{args.output_dir}/full", dynamic_policy=None)
+        runs.append(run(full_args, f"[1/{phases}] full data")[1])
+    phase(phases, phases, f"Training with {args.dynamic_policy}, {args.dynamic_prune_ratio:.0%} removed per epoch")
+    dyn_args = dataclasses.replace(args, output_dir=f"{args.output_dir}/dynamic")
+    trainer, summary = run(dyn_args, f"[{phases}/{phases}] {args.dynamic_policy}")
     runs.append(summary)
 
     out = Path(args.output_dir)
-    result = {"dataset": script.dataset_name or "fashion_mnist (embedded)", "model": script.model, "runs": runs}
+    result = {"dataset": task.source_repo_id, "model": model_args.model_name_or_path, "runs": runs}
     if trainer.accelerator.is_main_process:
         record = trainer.score_record
         counts, total = selection_counts(record)
         result["selection_groups"] = selection_groups(counts, total)["fractions"]
         plot_selection_histogram(record, out / "selection_histogram.png", title=f"{args.dynamic_policy} selections")
         static = static_result_from_selection(record, prune_ratio=script.static_prune_ratio)
-        static.save(out / f"most_selected_{round(script.static_prune_ratio * 100)}")
+        static.provenance["label_names"] = task.label_names
+        if not task.subset.is_full:
+            static = static.to_source_rows(task.subset.rows, task.subset.num_source_rows, task.subset.description)
+        source = {"repo_id": task.source_repo_id, "config": data_args.dataset_config_name,
+                  "split": data_args.train_split, "fingerprint": task.full_train._fingerprint}  # fmt: skip
+        static.save(out / f"most_selected_{round(script.static_prune_ratio * 100)}", source=source)
         with open(out / "summary.json", "w") as f:
             json.dump(result, f, indent=2)
         full = runs[0] if runs[0]["policy"] == "full" else None
-        print("\n| run | pruned | test accuracy | wall time (s) | of which scoring (s) | x full time |")
-        print("|---|---|---|---|---|---|")
+        lines = ["", "| run | pruned | test accuracy | wall time (s) | of which scoring (s) | x full time |",
+                 "|---|---|---|---|---|---|"]  # fmt: skip
         for r in runs:
             ratio = f"{r['wall_s'] / full['wall_s']:.2f}" if full else "-"
-            print(
-                f"| {r['policy']} | {r['prune_ratio']:.0%} | {r['accuracy']:.4f} | {r['wall_s']:.1f} "
+            lines.append(
+                f"| {r['policy']} | {r['prune_ratio']:.0%} | {100 * r['accuracy']:.2f} % | {r['wall_s']:.1f} "
                 f"| {r['scoring_s']:.1f} | {ratio} |"
             )
-        print(f"selection groups (never / sometimes / always): {result['selection_groups']}")
+        lines.append(f"selection groups: {format_fractions(result['selection_groups'])}")
+        logger.info("\n".join(lines))
     trainer.accelerator.wait_for_everyone()
     PartialState().destroy_process_group()  # gloo aborts at exit without it
     return result
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:  # a bad flag or unavailable weights: one line with the fix, no traceback
+        if os.environ.get("HF_PRUNE_TRACEBACK"):
+            raise
+        sys.exit(f"error: {err}")

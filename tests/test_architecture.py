@@ -15,8 +15,9 @@ PACKAGE = REPO_ROOT / "hf_prune"
 # Lowest first. A module may import from its own floor or any floor below; never from above. Keep in step with the
 # "Layout" table of the README.
 FLOORS = [
-    ("version", "citations", "sample_ids", "provenance", "selection", "registry", "models", "distributed"),
-    ("recording", "data"),
+    ("version", "citations", "sample_ids", "provenance", "selection", "registry", "models", "distributed", "console",
+     "metrics", "metric_scripts"),
+    ("recording", "data", "task"),
     ("record",),
     ("stats",),
     ("plots",),

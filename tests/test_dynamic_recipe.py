@@ -15,7 +15,7 @@ def test_dynamic_ucb_recipe_smoke(tmp_path):
     out = tmp_path / "run"
     summary = recipe.main([
         "--output_dir", str(out), "--max_train_samples", "101", "--max_eval_samples", "64", "--num_train_epochs", "3",
-        "--model", "tiny_cnn", "--per_device_train_batch_size", "16", "--pruning_period", "1", "--disable_tqdm", "true",
+        "--model_name_or_path", "tiny_cnn", "--per_device_train_batch_size", "16", "--pruning_period", "1", "--disable_tqdm", "true",
     ])  # fmt: skip
     full, ucb = summary["runs"]
     assert (full["policy"], ucb["policy"], ucb["prune_ratio"]) == ("full", "ucb", 0.5)
@@ -28,3 +28,5 @@ def test_dynamic_ucb_recipe_smoke(tmp_path):
     static = PruneResult.load(out / "most_selected_50")
     assert static.num_kept == 51 and static.method == "dynamic_selection_frequency"
     assert json.loads((out / "summary.json").read_text())["runs"] == summary["runs"]
+    with pytest.raises(ValueError, match="already holds the records.*--overwrite_output_dir"):
+        recipe.main(["--output_dir", str(out), "--max_train_samples", "101", "--model_name_or_path", "tiny_cnn"])

@@ -24,15 +24,11 @@ from transformers.utils import logging as hf_logging
 
 from hf_prune import PruningArguments, PruningTrainer, get_strategy
 from hf_prune.data import ImageTransform, image_collator, load_fashion_mnist
+from hf_prune.metrics import accuracy_metrics
 from hf_prune.models import build_timm_classifier
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def accuracy(eval_pred):
-    logits, labels = eval_pred
-    return {"accuracy": float((np.argmax(logits, -1) == labels).mean())}
 
 
 def train_eval(cls, train, test, seed, opts, workdir, **extra):
@@ -45,7 +41,7 @@ def train_eval(cls, train, test, seed, opts, workdir, **extra):
     torch.manual_seed(seed)
     model = build_timm_classifier(opts.model, 10, in_chans=1)
     trainer = cls(model=model, args=args, train_dataset=train, eval_dataset=test, data_collator=image_collator,
-                  compute_metrics=accuracy, **extra)  # fmt: skip
+                  compute_metrics=accuracy_metrics(), **extra)  # fmt: skip
     trainer.train()
     return trainer, trainer.evaluate()["eval_accuracy"]
 

@@ -82,11 +82,12 @@ def load(train_samples: int, test_samples: int, seed: int):
 
 @torch.no_grad()
 def accuracy(model, images, labels, batch=1000) -> float:
+    """Test accuracy through 🤗 Evaluate (hf_prune ships the metric module, so it loads offline)."""
+    from hf_prune.metrics import load_metric
+
     model.eval()
-    correct = 0
-    for i in range(0, labels.shape[0], batch):
-        correct += (model(pixel_values=images[i : i + batch]).logits.argmax(-1) == labels[i : i + batch]).sum().item()
-    return correct / labels.shape[0]
+    predictions = torch.cat([model(pixel_values=images[i : i + batch]).logits.argmax(-1) for i in range(0, len(labels), batch)])
+    return load_metric("accuracy").compute(predictions=predictions.numpy(), references=labels.numpy())["accuracy"]
 
 
 def run_one(cfg, train, test, policy: str | None, ratio: float, workdir: str, max_steps: int = -1) -> dict:

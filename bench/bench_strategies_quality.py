@@ -158,12 +158,12 @@ def train(
 
 @torch.no_grad()
 def accuracy(model, x, y, batch_size=1000):
+    """Test accuracy (%) through 🤗 Evaluate (hf_prune ships the metric module, so it loads offline)."""
+    from hf_prune.metrics import load_metric
+
     model.eval()
-    correct = sum(
-        int((model(x[s : s + batch_size]).argmax(1) == y[s : s + batch_size]).sum())
-        for s in range(0, len(y), batch_size)
-    )
-    return 100.0 * correct / len(y)
+    predictions = torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(y), batch_size)])
+    return 100.0 * load_metric("accuracy").compute(predictions=predictions.numpy(), references=np.asarray(y))["accuracy"]
 
 
 @torch.no_grad()

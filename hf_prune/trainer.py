@@ -26,9 +26,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
-import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -36,17 +33,15 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
-from transformers.utils import logging
-from transformers.utils.hub import PushInProgress
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .config import PruningArguments, check_window_fits
-from .distributed import raise_on_every_rank, stream_rows_to_main
-from .dynamic.trainer_hooks import TrainerDynamicPruning
-from .export.model_card import pruning_card_section
+from .distributed import raise_on_every_rank
+from .dynamic.trainer_hooks import CHECKPOINT_DYNAMIC_DIR, TrainerDynamicPruning
 from .provenance import infer_source
-from .record import RECORD_FILE, ScoreRecord
+from .record import ScoreRecord
 from .recording import DEFAULT_SIGNALS, Recorder, logits_of
+from .run_record import RunRecord, score_record_path
 from .sample_ids import (
     SAMPLE_ID_COLUMN,
     SampleIdCollator,
@@ -54,19 +49,13 @@ from .sample_ids import (
     check_stream_ids,
     is_iterable_dataset,
     num_unpruned_samples,
-    row_fingerprint,
     sample_id_range,
 )
+from .trainer_hub import create_pruning_model_card, push_checkpoint_without_record, push_without_record
 from .version import __version__
 
 
 __all__ = ["PruningArguments", "PruningTrainer"]
-
-logger = logging.get_logger(__name__)
-
-CHECKPOINT_RECORD_DIR = "score_record"
-CHECKPOINT_PARTIAL_DIR = "score_record_partial"
-PARTIAL_META_FILE = "meta.json"
 
 
 class _RecordingCallback(TrainerCallback):
@@ -176,11 +165,9 @@ class PruningTrainer(Trainer):
         self.clean_view_dataset = clean_view_dataset
         self.data_collator = SampleIdCollator(self.data_collator)
         self.recorder = Recorder(signals, dtype=getattr(self.args, "record_dtype", "float32"))
-        self._record: ScoreRecord | None = None
-        self._recorded_epochs = 0
+        self._run_record: RunRecord | None = None  # the record this run writes; set up by `train`
         self._trained_rows = 0  # samples this process trained on in the epoch in progress (for the epoch-end check)
         self._step_sample_ids: torch.Tensor | None = None
-        self._lock_fd: int | None = None
         self.add_callback(_RecordingCallback(self))
         # Dynamic pruning (hf_prune.dynamic): the per-epoch sampler, its policy and InfoBatch's loss weights.
         self._dynamic = None
@@ -201,7 +188,8 @@ class PruningTrainer(Trainer):
 
     @property
     def score_record_path(self) -> Path:
-        return Path(self.args.output_dir) / getattr(self.args, "score_record_dir", "scores")
+        """`<output_dir>/<score_record_dir>`, where the run's record lives."""
+        return score_record_path(self.args)
 
     @property
     def score_record(self) -> ScoreRecord:
@@ -313,19 +301,22 @@ class PruningTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         # Set up (or restore) the record before Trainer's loop starts; the loop itself is untouched.
-        checkpoint = self._resolve_checkpoint(resume_from_checkpoint)
+        run_record = RunRecord(self.args, self.accelerator, self.recorder, self.num_samples, self._record_signals(),
+                               self.train_dataset)  # fmt: skip
+        checkpoint = run_record.resolve_checkpoint(resume_from_checkpoint)
         window = getattr(self.args, "dyn_unc_window", None)
         if window is not None and self.args.max_steps <= 0:
             check_window_fits(window, self.args.num_train_epochs)
-        self._prepare_record(checkpoint)
+        self._run_record = run_record
+        self._trained_rows = run_record.prepare(checkpoint, metadata=self._record_metadata)
         try:
             if self._dynamic is not None:
                 self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
             self._samples_trained, self._ever_trained = 0, None
             output = super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
-            self._finish_record()
+            run_record.finish()
         finally:
-            self._release_lock()
+            run_record.release_lock()
         # Trainer's train_samples_per_second counts len(dataset) per epoch; a pruned run trains fewer.
         runtime = output.metrics.get("train_runtime")
         output.metrics["train_samples_trained"] = self._samples_trained
@@ -375,7 +366,9 @@ class PruningTrainer(Trainer):
         checkpoint = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         error = None
         try:
-            self._save_record_to_checkpoint(checkpoint)
+            self._run_record.save_to_checkpoint(checkpoint, self._trained_rows)
+            if self._dynamic is not None and self.accelerator.is_main_process:
+                self._dynamic.save(checkpoint / CHECKPOINT_DYNAMIC_DIR)  # the same on every rank: the main one writes
         except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
             error = err
         raise_on_every_rank(error, self.accelerator, f"saving the score record into {checkpoint}")
@@ -396,10 +389,6 @@ class PruningTrainer(Trainer):
     def _record_signals(self) -> list[str]:
         return self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
 
-    def _total_train_batch(self) -> int:
-        args = self.args
-        return self.accelerator.num_processes * args.per_device_train_batch_size * args.gradient_accumulation_steps
-
     def _record_metadata(self) -> dict[str, Any]:
         model = self.accelerator.unwrap_model(self.model) if self.model is not None else None
         config = getattr(model, "config", None)
@@ -409,7 +398,7 @@ class PruningTrainer(Trainer):
             "signals": self.recorder.signals,
             "record_dtype": self.recorder.dtype,
             "dataset_fingerprint": getattr(ds, "_fingerprint", None),
-            "dataset_row_fingerprint": self._row_fingerprint(),
+            "dataset_row_fingerprint": self._run_record.dataset_row_fingerprint(),
             **{f"dataset_{key}": value for key, value in _source_of(ds).items() if key != "fingerprint"},
             "dataset_num_rows": len(ds) if hasattr(ds, "__len__") else None,
             "model": {
@@ -420,7 +409,7 @@ class PruningTrainer(Trainer):
             },
             "clean_view": self.record_clean_view,
             "world_size": self.accelerator.num_processes,
-            "total_train_batch_size": self._total_train_batch(),
+            "total_train_batch_size": self._run_record.total_train_batch_size,
             "seed": self.args.seed,
             "num_train_epochs": self.args.num_train_epochs,
             "args": json.loads(self.args.to_json_string()),
@@ -428,272 +417,16 @@ class PruningTrainer(Trainer):
             **self.record_metadata,
         }
 
-    def _row_fingerprint(self) -> str | None:
-        # Only the unpruned split itself identifies the rows the ids index; a view carrying `sample_id` does not.
-        ds = self.train_dataset
-        columns = getattr(ds, "column_names", None) or []
-        if SAMPLE_ID_COLUMN in columns or not hasattr(ds, "__len__") or len(ds) != self.num_samples:
-            return None
-        return row_fingerprint(ds)
-
-    # ---- before training: the checkpoint, the lock, the live record
-
-    def _resolve_checkpoint(self, resume_from_checkpoint) -> str | None:
-        """The checkpoint to resume from, refused (as Trainer would) *before* the record is touched."""
-        if resume_from_checkpoint is None or resume_from_checkpoint is False:
-            return None
-        if resume_from_checkpoint is True:
-            output_dir = self.args.output_dir
-            last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-            if last is None:
-                raise ValueError(f"No valid checkpoint found in output directory ({output_dir})")
-            return last
-        if not os.path.isdir(resume_from_checkpoint):
-            raise ValueError(f"Can't find a valid checkpoint at {resume_from_checkpoint}")
-        return str(resume_from_checkpoint)
-
-    def _prepare_record(self, checkpoint: str | None) -> None:
-        accelerator = self.accelerator
-        error = None
-        if accelerator.is_main_process:
-            try:
-                self._acquire_lock()
-                saved = self._verify_checkpoint(checkpoint) if checkpoint else None
-                self._install_record(saved)
-                if checkpoint and saved is None:
-                    self._skip_epochs_before(checkpoint)
-            except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
-                error = err
-        try:
-            raise_on_every_rank(error, accelerator, "preparing the score record")
-        except BaseException:
-            self._release_lock()
-            raise
-        path = self.score_record_path
-        with open(path / RECORD_FILE) as f:
-            self._recorded_epochs = json.load(f)["num_epochs"]
-        self._record = ScoreRecord.load(path, writable=True) if accelerator.is_main_process else None
-        self.recorder.reset()
-        self._trained_rows = 0
-        error = None
-        try:
-            if checkpoint is not None and (Path(checkpoint) / CHECKPOINT_PARTIAL_DIR).is_dir():
-                self._load_partial_rows(Path(checkpoint) / CHECKPOINT_PARTIAL_DIR)
-        except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
-            error = err
-        try:
-            raise_on_every_rank(error, accelerator, f"loading the rows of the epoch in progress from {checkpoint}")
-        except BaseException:
-            self._release_lock()
-            raise
-
-    def _acquire_lock(self) -> None:
-        """Holds `<output_dir>/<score_record_dir>.lock` while training (released by the OS if the process dies)."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no advisory locks
-            return
-        path = self.score_record_path
-        lock = path.with_name(path.name + ".lock")
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise RuntimeError(
-                f"{path} is in use by another training run ({holder}): two runs must not write one score record. Wait "
-                "for it to finish, or give this run another `output_dir` (or `score_record_dir`)."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.ctime()}".encode(), 0)
-        self._lock_fd = fd
-
-    def _release_lock(self) -> None:
-        if self._lock_fd is None:
-            return
-        import fcntl
-
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        os.close(self._lock_fd)
-        self._lock_fd = None
-
-    def _verify_checkpoint(self, checkpoint: str) -> Path:
-        """Checks the checkpoint's record against this run; returns its folder. Raises before anything is touched."""
-        saved = Path(checkpoint) / CHECKPOINT_RECORD_DIR
-        fresh = "pass `overwrite_score_record=True` to start a new record from this checkpoint (the epochs before it "
-        fresh += "stay NaN; the current record is moved aside)"
-        if not (saved / RECORD_FILE).exists():
-            if getattr(self.args, "overwrite_score_record", False):
-                return None
-            raise ValueError(
-                f"{checkpoint} has no score record ({CHECKPOINT_RECORD_DIR}/{RECORD_FILE}): it was not written by "
-                f"PruningTrainer, or its save was interrupted. Nothing was changed. Resume from an earlier checkpoint "
-                f"that has one, or {fresh}."
-            )
-        try:
-            meta = ScoreRecord.verify(saved)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"The score record of {checkpoint} is damaged ({err}). Nothing was changed. Resume from an earlier "
-                f"checkpoint, or {fresh}."
-            ) from None
-        problems = []
-        if meta["signals"] != self._record_signals():
-            problems.append(f"signals {meta['signals']} (this run records {self._record_signals()})")
-        if int(meta["num_samples"]) != self.num_samples:
-            problems.append(f"{meta['num_samples']} samples (this run's split has {self.num_samples})")
-        stored = meta.get("metadata", {})
-        dtype = meta.get("dtype", "float32")
-        if dtype != self.recorder.dtype:
-            problems.append(f"record_dtype {dtype!r} (this run: {self.recorder.dtype!r})")
-        rows_now = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None
-        rows_then = stored.get("dataset_num_rows")
-        if rows_then is not None and rows_now is not None and rows_then != rows_now:
-            problems.append(f"a train dataset of {rows_then} rows (this one has {rows_now})")
-        saved_fp, now_fp = stored.get("dataset_row_fingerprint"), self._row_fingerprint()
-        if saved_fp and now_fp and saved_fp != now_fp:
-            problems.append(
-                f"other rows (row fingerprint {saved_fp}, this train dataset's is {now_fp}: shuffled, re-selected or "
-                "another split?)"
-            )
-        if problems:
-            raise ValueError(
-                f"Cannot resume the score record of {checkpoint}: it was made with " + "; ".join(problems) + ". A "
-                "record is keyed by row position, so resuming on other data would mix samples. Resume with the same "
-                "dataset and arguments, or start a new run in another output_dir. Nothing was changed."
-            )
-        partial = Path(checkpoint) / CHECKPOINT_PARTIAL_DIR
-        if partial.is_dir():
-            self._check_partial_geometry(partial, checkpoint)
-        return saved
-
-    def _check_partial_geometry(self, partial: Path, checkpoint: str) -> None:
-        meta_file = partial / PARTIAL_META_FILE
-        files = sorted(partial.glob("rank*.pt"))
-        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {"world_size": len(files)}
-        world = int(meta["world_size"])
-        missing = [f"rank{r}.pt" for r in range(world) if not (partial / f"rank{r}.pt").exists()]
-        if missing:
-            raise ValueError(
-                f"{checkpoint} is incomplete: the rows of the epoch in progress of {missing} are missing (its save was "
-                "interrupted). Resume from an earlier checkpoint. Nothing was changed."
-            )
-        now = self.accelerator.num_processes
-        saved_total = meta.get("total_train_batch_size")
-        total = self._total_train_batch()
-        if (saved_total is not None and saved_total != total) or (saved_total is None and world != now):
-            was = f"{saved_total} samples per optimizer step" if saved_total is not None else f"{world} processes"
-            raise ValueError(
-                f"{checkpoint} was saved by a run with {was} ({world} processes); this run takes {total} per step "
-                f"({now} x {self.args.per_device_train_batch_size} x {self.args.gradient_accumulation_steps} "
-                "accumulation). Trainer would map the checkpoint's global step to another point of the epoch, so the "
-                "record's epoch in progress could not be completed. Resume with the same total batch size (processes "
-                "x per_device_train_batch_size x gradient_accumulation_steps); the number of processes may change. "
-                "Nothing was changed."
-            )
-
-    def _install_record(self, saved: Path | None) -> None:
-        """Makes `score_record_path` the record this run continues (the checkpoint's copy) or a new one. A record
-        that is there already is moved aside when complete (or when asked to overwrite), never deleted; a fresh run
-        onto an existing record is refused unless `overwrite_score_record=True`."""
-        path = self.score_record_path
-        if saved is not None:
-            tmp = path.with_name(path.name + ".resume-tmp")
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            ScoreRecord.copy(saved, tmp)  # a real copy: the resumed run rewrites rows past the checkpoint
-            if path.exists():
-                if _is_complete_record(path):
-                    _move_aside(path, "it is complete; resuming from an earlier checkpoint rewrites it")
-                else:
-                    shutil.rmtree(path)  # the interrupted run's record: everything it holds is in `saved` or redone
-            os.replace(tmp, path)
-            return
-        if (path / RECORD_FILE).exists():
-            if not getattr(self.args, "overwrite_score_record", False):
-                raise FileExistsError(
-                    f"{path} already holds a score record ({_describe_record(path)}). Nothing was changed. Resume it "
-                    "with `train(resume_from_checkpoint=...)`, train into another `output_dir`, or pass "
-                    "`overwrite_score_record=True` (`--overwrite_score_record`) to move it aside and start a new one."
-                )
-            _move_aside(path, "overwrite_score_record=True")
-        elif path.exists():
-            shutil.rmtree(path)  # no record.json: the leftovers of a record that was never committed
-        capacity = int(math.ceil(self.args.num_train_epochs)) if self.args.max_steps <= 0 else 1
-        metadata = self._record_metadata()
-        ScoreRecord.create(path, self.num_samples, self._record_signals(), capacity, metadata, self.recorder.dtype)
-
-    def _skip_epochs_before(self, checkpoint: str) -> None:
-        """A new record started from a checkpoint that had none: the epochs before the checkpoint's epoch in progress
-        are written empty (NaN, nothing to recover), so that its saved rows land in their own epoch."""
-        meta_file = Path(checkpoint) / CHECKPOINT_PARTIAL_DIR / PARTIAL_META_FILE
-        if not meta_file.exists():
-            return  # no rows of an epoch in progress: `_align_record_to_epoch` fills the gap when Trainer starts
-        record = ScoreRecord.load(self.score_record_path, writable=True)
-        for epoch in range(int(json.loads(meta_file.read_text()).get("recorded_epochs", 0))):
-            writer = record.epoch_writer(epoch)
-            writer.commit()
-
-    def _load_partial_rows(self, partial: Path) -> None:
-        """Each rank takes back its own rows of the epoch in progress; after a change of world size the main
-        process takes every saved rank's rows (the epoch-end de-duplication keeps each sample once)."""
-        meta_file = partial / PARTIAL_META_FILE
-        files = sorted(partial.glob("rank*.pt"), key=lambda p: int(p.stem[4:]))
-        world = json.loads(meta_file.read_text())["world_size"] if meta_file.exists() else len(files)
-        if world == self.accelerator.num_processes:
-            files = [partial / f"rank{self.accelerator.process_index}.pt"]
-        elif not self.accelerator.is_main_process:
-            files = []
-        for file in files:
-            if not file.exists():
-                continue
-            state = torch.load(file, weights_only=True)
-            before = self.recorder.num_rows
-            self.recorder.load_state_dict(state, device=self.args.device, append=True)
-            self._trained_rows += int(state.get("trained", self.recorder.num_rows - before))
-
-    def _finish_record(self) -> None:
-        if self._record is not None:
-            self._record.metadata["complete"] = True
-            self._record.commit_metadata()
-
-    # ---- checkpoints
-
-    def _save_record_to_checkpoint(self, checkpoint: Path) -> None:
-        is_main = self.accelerator.is_main_process
-        partial = checkpoint / CHECKPOINT_PARTIAL_DIR
-        partial.mkdir(parents=True, exist_ok=True)
-        if is_main and self._record is not None:
-            _link_record(self._record.path, checkpoint / CHECKPOINT_RECORD_DIR)
-        if self._dynamic is not None and is_main:
-            self._dynamic.save(checkpoint / "dynamic_pruning")  # identical on every rank: the main one writes it
-        state = self.recorder.state_dict()
-        state["trained"] = self._trained_rows
-        rank_file = partial / f"rank{self.accelerator.process_index}.pt"
-        torch.save(state, rank_file.with_suffix(".tmp"))
-        os.replace(rank_file.with_suffix(".tmp"), rank_file)
-        if is_main:
-            meta = {
-                "world_size": self.accelerator.num_processes,
-                "per_device_train_batch_size": self.args.per_device_train_batch_size,
-                "gradient_accumulation_steps": self.args.gradient_accumulation_steps,
-                "total_train_batch_size": self._total_train_batch(),
-                "recorded_epochs": self._recorded_epochs,
-            }
-            (partial / PARTIAL_META_FILE).write_text(json.dumps(meta, indent=2))
-
     # ---- epochs
 
     def _align_record_to_epoch(self, epoch: int) -> None:
         # Epoch k of training is row k of the record. After resuming from a checkpoint taken on an epoch's last
         # step (before its end), Trainer starts at the next epoch: close the restored epoch first.
-        while self._recorded_epochs < epoch:
+        while self._run_record.recorded_epochs < epoch:
             self._end_recording_epoch()
 
     def _end_recording_epoch(self) -> None:
-        epoch = self._recorded_epochs
+        epoch = self._run_record.recorded_epochs
         train_seconds = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
         self._epoch_started = None
         if self.record_clean_view:
@@ -707,9 +440,12 @@ class PruningTrainer(Trainer):
             if self._dynamic.uses_train_losses:
                 table = self.recorder.gather(self.accelerator, signals=["loss"])
             self._dynamic.end_epoch(epoch, table)
-        self._write_epoch(epoch)
+        dynamic = self._dynamic
+        self._run_record.write_epoch(  # every rank's rows, through the main process, into the record's next row
+            extra_rows=dynamic.record_rows if dynamic is not None else None,
+            extra_metadata=(lambda: {"dynamic": dynamic.metadata()}) if dynamic is not None else None,
+        )
         self.log_pruning_metrics(epoch, train_seconds)
-        self._recorded_epochs += 1
         self.recorder.reset()
         self._trained_rows = 0
 
@@ -731,53 +467,7 @@ class PruningTrainer(Trainer):
                 )
         return None
 
-    def _write_epoch(self, epoch: int) -> None:
-        """Streams every rank's rows to the main process, which writes the epoch row segment by segment. The main
-        process's errors (a full disk, a label conflict) are raised on every rank, after the stream is drained."""
-        accelerator = self.accelerator
-        writer, error = None, None
-        if accelerator.is_main_process:
-            try:
-                writer = self._record.epoch_writer(epoch)
-                if self._dynamic is not None:
-                    for name, row in self._dynamic.record_rows(epoch).items():
-                        writer.set_row(name, row)
-                    self._record.metadata["dynamic"] = self._dynamic.metadata()
-            except Exception as err:  # noqa: BLE001 - re-raised on every rank below
-                error = err
-        recorder = self.recorder
-        stream = stream_rows_to_main(
-            accelerator, recorder.id_histogram, recorder.select_rows, self.num_samples, recorder.packed_row_bytes,
-            device=accelerator.device,
-        )  # fmt: skip
-        for start, stop, rank_ids, rank_rows in stream:
-            if writer is None or error is not None:
-                continue  # keep taking part in the collective
-            try:
-                unpacked = [self.recorder.unpack_rows(rows) for rows in rank_rows]
-                writer.write(start, stop, rank_ids, [u[0] for u in unpacked], [u[1] for u in unpacked],
-                             signals=self.recorder.signals)  # fmt: skip
-            except Exception as err:  # noqa: BLE001
-                error = err
-        if writer is not None:
-            try:
-                if error is None:
-                    writer.commit()
-            except Exception as err:  # noqa: BLE001
-                error = err
-            finally:
-                writer.close()
-        raise_on_every_rank(error, accelerator, f"writing epoch {epoch} of the score record")
-
-    # ------------------------------------------------------------------ Hub
-
-    def _hub_ignore_patterns(self) -> list[str]:
-        # Trainer's own patterns, plus the record and its checkpoint copies: a model repo gets the model, not the
-        # record (publish that with `score_record_repo_id=`, or a pruned list with `hf-prune push`).
-        # (fnmatch: `*` also matches `/`; the checkpoint folder is uploaded on its own with hub_strategy="checkpoint")
-        record = getattr(self.args, "score_record_dir", "scores").strip("/")
-        ours = [CHECKPOINT_RECORD_DIR, CHECKPOINT_PARTIAL_DIR, "dynamic_pruning"]
-        return ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", f"{record}/*", *[f"{d}/*" for d in ours], *[f"*/{d}/*" for d in ours]]
+    # ------------------------------------------------------------------ Hub (hf_prune.trainer_hub)
 
     def push_to_hub(
         self,
@@ -800,75 +490,15 @@ class PruningTrainer(Trainer):
             kwargs: as `Trainer.push_to_hub`, plus `pruned_list=` / `index_repo_id=` / `full_data_metrics=` for the
                 card (see `create_model_card`).
         """
-        from huggingface_hub import HfApi
-
-        # Trainer's own flow (save, card, one upload), with the record left out of the upload.
-        self.callback_handler.on_push_begin(self.args, self.state, self.control)
-        model_name = kwargs.pop("model_name", None)
-        if model_name is None and self.args.should_save:
-            model_name = (self.args.hub_model_id or self.args.output_dir).rstrip("/").split("/")[-1]
-        token = token if token is not None else self.args.hub_token
-        if self.hub_model_id is None:
-            self.init_hf_repo(token=token, private=private)
-        self.save_model(_internal_call=True)
-        if not self.is_world_process_zero():
-            return None
-        record_url = None
-        if score_record_repo_id is not None:
-            api = HfApi(token=token)
-            api.create_repo(score_record_repo_id, repo_type="dataset", private=private, exist_ok=True)
-            record_url = api.upload_folder(
-                repo_id=score_record_repo_id, repo_type="dataset", folder_path=str(self.score_record_path),
-                path_in_repo="scores", commit_message="Score record (hf_prune PruningTrainer)",
-            )  # fmt: skip
-        self.create_model_card(model_name=model_name, score_record_repo_id=score_record_repo_id, **kwargs)
-        self._finish_current_push()
-        commit = HfApi(token=token).upload_folder(
-            repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
-            run_as_future=not blocking, ignore_patterns=self._hub_ignore_patterns(),
-            revision=revision if revision is not None else self.args.hub_revision,
-        )  # fmt: skip
-        if record_url is not None:
-            logger.info(f"Score record pushed to {score_record_repo_id}: {record_url}")
-        return commit
+        # Trainer uploads all of output_dir, which holds the score record: the same flow, with the record left out.
+        return push_without_record(
+            self, commit_message, blocking, token, revision, private, score_record_repo_id, **kwargs
+        )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        # Trainer pushes output_dir (and the checkpoint) at every save with hub_strategy="every_save"/"checkpoint":
-        # the same uploads here, without the record. Model files are copied as Trainer copies them.
-        from huggingface_hub import HfApi
-        from transformers.trainer_utils import HubStrategy
-        from transformers.utils import CONFIG_NAME, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, WEIGHTS_NAME
-
-        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
-            return
-        if not self.args.hub_always_push and self.push_in_progress is not None and not self.push_in_progress.is_done():
-            return
-        self.callback_handler.on_push_begin(self.args, self.state, self.control)
-        output_dir = self.args.output_dir
-        files = [CONFIG_NAME, WEIGHTS_NAME, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME]
-        index = Path(checkpoint_folder) / SAFE_WEIGHTS_INDEX_NAME
-        if index.is_file():
-            files += sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        for name in files:
-            if (Path(checkpoint_folder) / name).is_file():
-                shutil.copy(Path(checkpoint_folder) / name, Path(output_dir) / name)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
-        message = f"Training in progress, step {self.state.global_step}"
-        api = HfApi(token=self.args.hub_token)
-        jobs = [api.upload_folder(repo_id=self.hub_model_id, folder_path=output_dir, commit_message=message,
-                                  run_as_future=True, ignore_patterns=self._hub_ignore_patterns(),
-                                  revision=self.args.hub_revision)]  # fmt: skip
-        if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
-            path_in_repo = "last-checkpoint" if self.args.hub_strategy == HubStrategy.CHECKPOINT else Path(checkpoint_folder).name
-            jobs.append(api.upload_folder(repo_id=self.hub_model_id, folder_path=checkpoint_folder,
-                                          path_in_repo=path_in_repo, commit_message=message + ", checkpoint",
-                                          run_as_future=True, ignore_patterns=self._hub_ignore_patterns()[2:],
-                                          revision=self.args.hub_revision))  # fmt: skip
-        if self.push_in_progress is None or self.push_in_progress.is_done():
-            self.push_in_progress = PushInProgress(jobs)
-        else:
-            self.push_in_progress.jobs.extend(jobs)
+        # Trainer pushes output_dir (and the checkpoint, with hub_strategy="checkpoint") at every save: the same
+        # uploads, without the record and its checkpoint copies.
+        push_checkpoint_without_record(self, checkpoint_folder)
 
     def create_model_card(
         self,
@@ -899,49 +529,12 @@ class PruningTrainer(Trainer):
             score_record_repo_id (`str`, *optional*): where the score record was published.
             Other arguments: as `Trainer.create_model_card`.
         """
-        from huggingface_hub import ModelCard
-        from transformers.modelcard import TrainingSummary
-
-        if not self.is_world_process_zero():
-            return
-        model = self.accelerator.unwrap_model(self.model)
-        name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
-        if finetuned_from is None and name_or_path and not os.path.isdir(name_or_path):
-            finetuned_from = name_or_path
-        source = None
-        if pruned_list is not None:
-            source = (pruned_list.provenance.get("source") or {}).get("repo_id")
-        source = source or self.record_metadata.get("dataset_repo_id")
-        if dataset is None and source:
-            dataset = [source]
-        if dataset_tags is None and (dataset is not None or not getattr(self.train_dataset, "builder_name", None)):
-            # Trainer names the dataset after its builder; a dataset built in memory has none ("the None dataset")
-            dataset_tags = dataset if dataset is not None else []
-        dynamic = None
-        if self._dynamic is not None:
-            dynamic = {"policy": self.args.dynamic_policy, "prune_ratio": self.args.dynamic_prune_ratio,
-                       "pruning_period": self.args.pruning_period}  # fmt: skip
-        metrics = {k.removeprefix("eval_"): v for k, v in (self.state.log_history or [{}])[-1].items() if k.startswith("eval_")}
-        section, extra_tags, extra_datasets = pruning_card_section(
-            pruned_list=pruned_list, index_repo_id=index_repo_id, dynamic=dynamic,
-            num_trained=len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None,
-            num_samples=self.num_samples, record_repo_id=score_record_repo_id,
-            full_data_metrics=full_data_metrics, metrics=metrics,
+        # Trainer's card cannot say what the model was trained on: a pruned list, a dynamic policy, a subset.
+        create_pruning_model_card(
+            self, language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args,
+            pruned_list=pruned_list, index_repo_id=index_repo_id, full_data_metrics=full_data_metrics,
+            score_record_repo_id=score_record_repo_id,
         )  # fmt: skip
-        tags = [tags] if isinstance(tags, str) else list(tags or [])
-        tags += [t for t in extra_tags if t not in tags]
-        summary = TrainingSummary.from_trainer(
-            self, language=language, license=license, tags=tags, model_name=model_name, finetuned_from=finetuned_from,
-            tasks=tasks, dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args,
-        )  # fmt: skip
-        if not finetuned_from:
-            summary.finetuned_from = None  # from_trainer reads "" as a base model: "fine-tuned version of []"
-        card = ModelCard(summary.to_model_card())
-        card.data.datasets = list(dict.fromkeys([*(card.data.datasets or []), *extra_datasets])) or None
-        heading = "\n## Model description"
-        text = card.text
-        card.text = text.replace(heading, "\n" + section + heading, 1) if heading in text else text + "\n" + section
-        card.save(os.path.join(self.args.output_dir, "README.md"))
 
     # ------------------------------------------------------------------ telemetry
 
@@ -964,8 +557,9 @@ class PruningTrainer(Trainer):
             total = torch.tensor([trained], dtype=torch.long, device=self.accelerator.device)
             trained = int(self.accelerator.reduce(total, reduction="sum").item())
         recorded = trained
-        if self._record is not None and self.recorder.signals:
-            row = np.asarray(self._record.signal(self.recorder.signals[0])[epoch])
+        record = self._run_record.record if self._run_record is not None else None
+        if record is not None and self.recorder.signals:
+            row = np.asarray(record.signal(self.recorder.signals[0])[epoch])
             recorded = int(np.isfinite(row).sum())
         logs: dict[str, float] = {"pruning/recorded_samples": recorded}  # counts stay ints in console logs
         if self.record_clean_view:
@@ -1021,57 +615,3 @@ def _source_of(dataset) -> dict[str, Any]:
         return infer_source(dataset)
     except Exception:  # provenance is best effort; never fail a training run for it
         return {}
-
-
-def _is_complete_record(path: Path) -> bool:
-    try:
-        return bool(json.loads((path / RECORD_FILE).read_text()).get("metadata", {}).get("complete"))
-    except (OSError, ValueError):
-        return False
-
-
-def _describe_record(path: Path) -> str:
-    try:
-        meta = json.loads((path / RECORD_FILE).read_text())
-    except (OSError, ValueError):
-        return "unreadable record.json"
-    state = "complete" if meta.get("metadata", {}).get("complete") else "not marked complete"
-    return f"{meta.get('num_epochs')} epochs of {meta.get('num_samples')} samples, {state}"
-
-
-def _move_aside(path: Path, why: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dest = path.with_name(f"{path.name}.old-{stamp}")
-    k = 1
-    while dest.exists():
-        dest = path.with_name(f"{path.name}.old-{stamp}-{k}")
-        k += 1
-    os.replace(path, dest)
-    logger.warning(f"The score record in {path} was moved aside to {dest} ({why}); it was not deleted.")
-    return dest
-
-
-def _link_record(src: Path, dst: Path) -> None:
-    """Copies a record folder into a checkpoint, hard-linking the big arrays where the filesystem allows.
-
-    Links are safe because record arrays are append-only: rows below `num_epochs` are never rewritten, growing
-    replaces the file (new inode), and the checkpoint's own `record.json` fixes how many rows it holds.
-    """
-    tmp = dst.with_name(dst.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name == RECORD_FILE or item.suffix == ".tmp":
-            continue
-        if item.name.startswith("labels"):
-            shutil.copy2(item, tmp / item.name)  # labels are updated in place
-            continue
-        try:
-            os.link(item, tmp / item.name)
-        except OSError:
-            shutil.copy2(item, tmp / item.name)
-    shutil.copy2(src / RECORD_FILE, tmp / RECORD_FILE)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)

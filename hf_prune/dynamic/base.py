@@ -18,6 +18,7 @@ Two kinds of policies:
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -226,3 +227,58 @@ class DynamicPolicy(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+class LatestLossPolicy(DynamicPolicy):
+    """Base of the policies that keep each sample's *latest* training loss and stop pruning for an annealing tail
+    (InfoBatch, SeTa): the score table, the parameters `delta` / `num_epochs` / `max_ratio` and their checks.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): see `DynamicPolicy`.
+        delta (`float`, *optional*, defaults to 0.875):
+            Pruning stops at epoch `floor(delta * num_epochs)`; the remaining epochs ("annealing") are the policy's
+            own. In (0, 1].
+        num_epochs (`int`, *optional*):
+            Total number of epochs, needed for the annealing tail; `None` has none. `PruningTrainer` sets it from
+            `num_train_epochs`.
+        max_ratio (`float`, *optional*, defaults to 0.9):
+            Upper bound of the ratio actually pruned (the authors' `keep_ratio >= 0.1`). In (0, 1).
+    """
+
+    def __init__(
+        self, prune_ratio: float = 0.5, delta: float = 0.875, num_epochs: int | None = None, max_ratio: float = 0.9
+    ):
+        super().__init__(prune_ratio)
+        delta, max_ratio = float(delta), float(max_ratio)
+        if not 0.0 < delta <= 1.0:
+            raise ValueError(
+                f"delta must be in (0, 1] (the share of epochs that prune; 0.875 in the papers); got {delta}."
+            )
+        if not 0.0 < max_ratio < 1.0:
+            raise ValueError(f"max_ratio must be in (0, 1) (the most a pruned epoch removes); got {max_ratio}.")
+        if num_epochs is not None and int(num_epochs) < 1:
+            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
+        self.delta = delta
+        self.max_ratio = max_ratio
+        self.num_epochs = int(num_epochs) if num_epochs is not None else None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**super().params, "delta": self.delta, "num_epochs": self.num_epochs, "max_ratio": self.max_ratio}
+
+    @property
+    def stop_epoch(self) -> int | None:
+        """First epoch of the annealing tail, `floor(delta * num_epochs)`, or `None` without `num_epochs`."""
+        return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
+
+    def _allocate(self, num_samples: int) -> dict[str, np.ndarray]:
+        return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
+
+    def observe(self, ids, scores, labels=None) -> None:
+        """Stores the latest loss of every observed sample; unobserved samples keep their last one (NaN: never)."""
+        ids, s = self._validate_observation(ids, scores)
+        self._tables["score"][ids] = s
+
+    def scores(self) -> np.ndarray:
+        self._check_ready()
+        return self._tables["score"].copy()

@@ -33,11 +33,11 @@ import math
 import numpy as np
 
 from ..selection import num_kept
-from .base import DynamicPolicy, Selection, register_policy
+from .base import LatestLossPolicy, Selection, register_policy
 
 
 @register_policy
-class InfoBatch(DynamicPolicy):
+class InfoBatch(LatestLossPolicy):
     """InfoBatch (Qin et al. 2024): prune the below-mean-loss samples at random at ratio `r`, rescale the kept ones
     by `1 / (1 - r)`, full data in the first epoch and the annealing tail.
 
@@ -89,39 +89,16 @@ class InfoBatch(DynamicPolicy):
         max_ratio: float = 0.9,
         fixed_budget: bool = False,
     ):
-        super().__init__(prune_ratio)
-        delta, max_ratio = float(delta), float(max_ratio)
-        if not (0.0 < delta <= 1.0):
-            raise ValueError(
-                f"delta must be in (0, 1] (the share of epochs that prune; 0.875 in Qin et al.); got {delta}."
-            )
-        if not (0.0 < max_ratio < 1.0):
-            raise ValueError(f"max_ratio must be in (0, 1): kept well-learned samples weigh 1/(1-r); got {max_ratio}.")
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
-        self.delta = delta
-        self.max_ratio = max_ratio
-        self.num_epochs = int(num_epochs) if num_epochs is not None else None
+        super().__init__(prune_ratio, delta, num_epochs, max_ratio)
         self.fixed_budget = bool(fixed_budget)
 
     @property
     def params(self):
-        return {
-            **super().params,
-            "delta": self.delta,
-            "num_epochs": self.num_epochs,
-            "max_ratio": self.max_ratio,
-            "fixed_budget": self.fixed_budget,
-        }
+        return {**super().params, "fixed_budget": self.fixed_budget}
 
     @property
     def fixed_length(self) -> bool:
         return self.fixed_budget
-
-    @property
-    def stop_epoch(self) -> int | None:
-        """First epoch of the annealing tail, or `None` if every epoch after the first prunes."""
-        return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
 
     def is_full_epoch(self, epoch: int) -> bool:
         """Whether `epoch` trains on the full data (the first epoch and the annealing tail; InfoBatch as published)."""
@@ -129,18 +106,6 @@ class InfoBatch(DynamicPolicy):
 
     def max_selected(self, epoch, num_keep):
         return int(num_keep) if self.fixed_budget else int(self.num_samples)
-
-    def _allocate(self, num_samples):
-        return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
-
-    def observe(self, ids, scores, labels=None) -> None:
-        """Stores the latest loss of every observed sample; unobserved samples keep their last score."""
-        ids, s = self._validate_observation(ids, scores)
-        self._tables["score"][ids] = s
-
-    def scores(self):
-        self._check_ready()
-        return self._tables["score"].copy()
 
     def _select(self, epoch, num_keep, rng):
         if self.fixed_budget:

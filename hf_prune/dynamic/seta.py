@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..selection import num_kept
-from .base import DynamicPolicy, Selection, register_policy
+from .base import LatestLossPolicy, Selection, register_policy
 
 
 def _lloyd_sorted(x: np.ndarray, csum: np.ndarray, csq: np.ndarray, centres: np.ndarray, max_iter: int):
@@ -84,7 +84,7 @@ def seta_window(num_groups: int, window_scale: float, index: int) -> tuple[int, 
 
 
 @register_policy
-class SeTa(DynamicPolicy):
+class SeTa(LatestLossPolicy):
     """SeTa (Zhou et al., CVPR 2025): random pruning, then loss groups by 1-D k-means, then a sliding window from
     easy to hard groups; partial annealing at the end (see the module docstring).
 
@@ -123,51 +123,26 @@ class SeTa(DynamicPolicy):
         num_epochs: int | None = None,
         max_ratio: float = 0.9,
     ):
-        super().__init__(prune_ratio)
+        super().__init__(prune_ratio, delta, num_epochs, max_ratio)
         if int(num_groups) < 1:
             raise ValueError(f"num_groups must be >= 1; got {num_groups}.")
         if not 0.0 < float(window_scale) <= 1.0:
             raise ValueError(f"window_scale must be in (0, 1] (the share of groups trained); got {window_scale}.")
-        if not 0.0 < float(delta) <= 1.0:
-            raise ValueError(f"delta must be in (0, 1]; got {delta}.")
-        if not 0.0 < float(max_ratio) < 1.0:
-            raise ValueError(f"max_ratio must be in (0, 1); got {max_ratio}.")
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
         self.num_groups, self.window_scale = int(num_groups), float(window_scale)
-        self.delta, self.max_ratio = float(delta), float(max_ratio)
-        self.num_epochs = None if num_epochs is None else int(num_epochs)
 
     @property
     def params(self):
-        return {**super().params, "num_groups": self.num_groups, "window_scale": self.window_scale,
-                "delta": self.delta, "num_epochs": self.num_epochs, "max_ratio": self.max_ratio}  # fmt: skip
+        return {**super().params, "num_groups": self.num_groups, "window_scale": self.window_scale}
 
     @property
     def fixed_length(self) -> bool:
         return False
-
-    @property
-    def stop_epoch(self) -> int | None:
-        return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
 
     def subset_size(self) -> int:
         return num_kept(self.num_samples, min(self.prune_ratio, self.max_ratio))
 
     def max_selected(self, epoch, num_keep):
         return self.subset_size()
-
-    def _allocate(self, num_samples):
-        return {"score": np.full(num_samples, np.nan, dtype=np.float64)}
-
-    def observe(self, ids, scores, labels=None) -> None:
-        """Stores the latest loss of every observed sample."""
-        ids, s = self._validate_observation(ids, scores)
-        self._tables["score"][ids] = s
-
-    def scores(self):
-        self._check_ready()
-        return self._tables["score"].copy()
 
     def groups(self, subset: np.ndarray) -> list[np.ndarray]:
         """The samples of `subset` (in its order) split into loss groups, easy to hard (the authors' `kmeans_group`)."""

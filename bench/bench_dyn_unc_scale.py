@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable from a checkout without `pip install -e .`
+    sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
 
 
 def make_record(path: Path, n: int, K: int, num_classes: int, seed: int = 0) -> None:
@@ -79,7 +82,8 @@ def run_child(path: Path, window: int, ratio: float, class_balanced: bool = Fals
         "import json, bench_dyn_unc_scale as b; "
         f"print(json.dumps(b.measure({str(path)!r}, {window}, {ratio}, {class_balanced})))"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    path_entries = [str(ROOT / "bench"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path_entries if p)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -183,8 +183,9 @@ def test_bad_inputs(tmp_path):
 @pytest.mark.parametrize(
     "extra",
     [{}, {"record_signals": ["p_target", "loss", "correct", "margin", "entropy", "el2n"]},
-     {"dynamic_policy": "ucb", "dynamic_prune_ratio": 0.5}],
-    ids=["default-signals", "all-softmax-signals", "dynamic-ucb"],
+     {"dynamic_policy": "ucb", "dynamic_prune_ratio": 0.5},
+     {"dynamic_policy": "infobatch", "dynamic_prune_ratio": 0.5, "num_train_epochs": 3}],
+    ids=["default-signals", "all-softmax-signals", "dynamic-ucb", "dynamic-infobatch-weights"],
 )  # fmt: skip
 def test_no_host_synchronisation_in_the_per_step_recording_path(tmp_path, extra):
     """Issue 10: recording adds no host transfer to a training step (`.item/.cpu/.tolist/.numpy`,
@@ -192,12 +193,15 @@ def test_no_host_synchronisation_in_the_per_step_recording_path(tmp_path, extra)
     from tests.host_sync import count_host_syncs
 
     ds = small_image_dataset(32)
-    args = make_args(tmp_path, num_train_epochs=2, logging_steps=1000, **extra)
+    args = make_args(tmp_path, **{"num_train_epochs": 2, "logging_steps": 1000, **extra})
     trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     with count_host_syncs(only_during=((PruningTrainer, "training_step"),)) as syncs:
         trainer.train()
-    assert trainer.state.global_step == (4 if extra.get("dynamic_policy") else 8)
-    assert trainer.score_record.num_epochs == 2 and syncs.calls == [], syncs.report()
+    if extra.get("dynamic_policy") == "infobatch":  # epoch 1 prunes, its kept samples weighted 1/(1-r) on the device
+        assert np.nansum(trainer.score_record.signal("selected")[1]) < 32
+    else:
+        assert trainer.state.global_step == (4 if extra.get("dynamic_policy") else 8)
+    assert trainer.score_record.num_epochs == args.num_train_epochs and syncs.calls == [], syncs.report()
 
     # the counter sees a transfer where there is one: the test can fail
     class Leaky(PruningTrainer):

@@ -2,6 +2,8 @@
 path on CPU at tiny size (models, resident data, alternating Trainer / PruningTrainer, epoch timing, the table)."""
 
 import importlib.util
+import json
+import sys
 
 import pytest
 
@@ -11,6 +13,7 @@ from tests.conftest import REPO_ROOT
 def load_bench(name):
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
     spec.loader.exec_module(module)
     return module
 
@@ -31,3 +34,22 @@ def test_filter_benchmark_runs_at_small_size(tmp_path):
     times = bench.main(["--rows", "3000", "--repeats", "1", "--slow_rows", "300", "--out", str(out)])
     assert set(times) >= {"select", "filter, mask", "filter, np.isin, batch_size=None", "filter, per row"}
     assert "| `select` |" in out.read_text()  # the forms agree on the rows (asserted inside the benchmark)
+
+
+@pytest.mark.slow
+def test_reproduction_harness_smoke_run_resumes_and_reports(tmp_path, monkeypatch):
+    reproduce = load_bench("reproduce")
+    monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(reproduce, "RUNS", tmp_path / "runs")
+    text = reproduce.main(["all", "--preset", "smoke", "--threads", "1"])
+    lines = (tmp_path / "results" / "smoke" / "results.jsonl").read_text().splitlines()
+    parts = {(r["part"], r["method"]) for r in map(json.loads, lines)}
+    assert {("static", "dyn_unc"), ("static", "random"), ("static", "full"), ("dynamic", "infobatch"),
+            ("dynamic", "full_same_steps"), ("cross", "dyn_unc")} <= parts  # fmt: skip
+    assert "## Static pruning, the papers' budget" in text and "| `dyn_unc` |" in text
+    assert (tmp_path / "results" / "smoke" / "REPORT.md").exists()
+    for figure in ("static_accuracy.png", "dynamic_tradeoff.png", "data_map.png"):
+        assert (tmp_path / "results" / "smoke" / figure).read_bytes()[:4] == b"\x89PNG"
+    # a second sitting runs nothing again: every configuration is already in the results file
+    reproduce.main(["all", "--preset", "smoke", "--threads", "1"])
+    assert len((tmp_path / "results" / "smoke" / "results.jsonl").read_text().splitlines()) == len(lines)

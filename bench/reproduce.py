@@ -391,17 +391,24 @@ class Results:
         return [r for r in self.rows if all(r.get(k) == v for k, v in where.items())]
 
 
-def strategy_params(name: str, preset: Preset) -> dict:
-    return {"dyn_unc": {"window": preset.window}, "static_uncertainty": {"window": min(5, preset.score_epochs - 1)}}.get(
-        name, {}
-    )
+def strategy_params(name: str, preset: Preset, seed: int) -> dict:
+    """Each strategy's parameters in this harness: the papers' defaults sized to the record (Dyn-Unc's window J,
+    DUAL's T early epochs), and the run's seed for every strategy that draws at random (random, CCS, DUAL, SSP's
+    k-means), so that the seed-to-seed spread includes the selection's own randomness."""
+    from hf_prune.strategies import strategy_info
+
+    params = {
+        "dyn_unc": {"window": preset.window},
+        "static_uncertainty": {"window": min(5, preset.score_epochs - 1)},
+        "dual": {"window": min(10, preset.window), "epochs": min(30, preset.score_epochs)},
+    }.get(name, {})
+    if "seed" in strategy_info(name)["parameters"]:
+        params["seed"] = seed
+    return params
 
 
 def kept_ids(record, name, ratio, seed, preset) -> np.ndarray:
-    params = strategy_params(name, preset)
-    if name == "random":
-        params = {"seed": seed}
-    return get_strategy(name, **params).select(record, ratio).kept_ids
+    return get_strategy(name, **strategy_params(name, preset, seed)).select(record, ratio).kept_ids
 
 
 # ---------------------------------------------------------------------------------------------------- the parts

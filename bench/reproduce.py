@@ -65,6 +65,9 @@ from hf_prune import (  # noqa: E402
 from hf_prune.data import FASHION_MNIST_DIR, load_fashion_mnist  # noqa: E402
 
 
+# tab20 without its two reds (crimson is Dyn-Unc's) and its greys (black is random's)
+PALETTE = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#8c564b",
+           "#c49c94", "#e377c2", "#f7b6d2", "#bcbd22", "#dbdb8d", "#17becf", "#9edae5"]  # fmt: skip
 SIGNALS = ["p_target", "loss", "correct", "margin", "logit_margin", "entropy", "el2n"]
 MEAN, STD = 0.2860, 0.3530
 RESULTS = ROOT / "bench" / "results" / "reproduce"
@@ -638,12 +641,16 @@ def figures(results, preset, static, dynamic, out: Path) -> list[str]:
         f_mean, f_std, _ = stats(table["full"]) if table["full"] else (float("nan"), 0.0, 0)
         ax.axhline(f_mean, color="black", lw=1, ls="--", label="full data")
         ax.axhspan(f_mean - f_std, f_mean + f_std, color="black", alpha=0.08)
+        others = [m for m in sorted(table["methods"]) if m not in ("dyn_unc", "random")]
         for m in table["methods"]:
             qs = [q for q in table["ratios"] if table["acc"][m][q]]
             means = np.array([stats(table["acc"][m][q])[0] for q in qs])
             stds = np.array([stats(table["acc"][m][q])[1] for q in qs])
-            style = dict(lw=2.4, color="crimson", zorder=5) if m == "dyn_unc" else (
-                dict(lw=1.8, color="black", ls=":") if m == "random" else dict(lw=1, alpha=0.8))  # fmt: skip
+            if m in others:  # one colour each (tab20 without its reds), solid and dashed alternating
+                i = others.index(m)
+                style = dict(lw=1, alpha=0.85, color=PALETTE[i % len(PALETTE)], ls="-" if i % 2 == 0 else "--")
+            else:
+                style = dict(lw=2.4, color="crimson", zorder=5) if m == "dyn_unc" else dict(lw=1.8, color="black", ls=":")
             ax.plot(np.array(qs) * 100, means, marker="o", ms=3, label=m, **style)
             ax.fill_between(np.array(qs) * 100, means - stds, means + stds, alpha=0.12, color=style.get("color"))
         ax.set_title(f"retraining budget: same {budget}" + (" (papers')" if budget == "epochs" else " as full data"))
@@ -660,20 +667,31 @@ def figures(results, preset, static, dynamic, out: Path) -> list[str]:
         ax = fig.add_subplot()
         f_mean = stats(dynamic["full_acc"])[0]
         ax.scatter([1.0], [f_mean], color="black", marker="*", s=120, label="full data", zorder=5)
-        same = {}
-        for (m, q), v in sorted(dynamic["summary"].items()):
+        policies = sorted({m for m, _ in dynamic["summary"]})
+        ratios = sorted({q for _, q in dynamic["summary"]})
+        markers = ["o", "s", "^", "D", "v"]
+        for (m, q), v in sorted(dynamic["summary"].items()):  # colour: the policy; marker: the fraction removed
             mean, std, _ = stats(v["acc"])
-            ax.errorbar(v["wall"], mean, yerr=std, fmt="o", ms=4, capsize=2, label=f"{m} ({100 * q:g} %)")
-            if v["same_steps"]:
-                same.setdefault(q, []).extend(v["same_steps"])
-        for q, accs in sorted(same.items()):
-            ax.axhline(stats(accs)[0], color="gray", lw=0.8, ls=":")
-            ax.text(0.02, stats(accs)[0], f" full, same steps as {100 * q:g} % removed",
-                    fontsize=7, color="gray", va="bottom", transform=ax.get_yaxis_transform())  # fmt: skip
+            ax.errorbar(v["wall"], mean, yerr=std, fmt=markers[ratios.index(q) % len(markers)], ms=5, capsize=2,
+                        color=PALETTE[2 * policies.index(m) % len(PALETTE)])  # fmt: skip
+        for m in policies:
+            ax.plot([], [], "o", color=PALETTE[2 * policies.index(m) % len(PALETTE)], label=m)
+        for q in ratios:
+            ax.plot([], [], markers[ratios.index(q) % len(markers)], color="gray", label=f"{100 * q:g} % removed")
+        # the equal-compute frontier: full data for fewer epochs (the steps a policy took), time = its share of steps
+        base = results.select(part="dynamic", method="full_same_steps", model=preset.model)
+        full_steps = preset.train_epochs * steps_per_epoch(_n_train(preset), preset.batch_size)
+        points = {}
+        for b in base:
+            points.setdefault(b["target_steps"], []).append(b["acc"])
+        if points:
+            xs = sorted(points)
+            ax.plot([x / full_steps for x in xs] + [1.0], [stats(points[x])[0] for x in xs] + [f_mean], "x--",
+                    color="black", lw=0.9, ms=5, label="full data, fewer epochs\n(same steps: equal compute)")  # fmt: skip
         ax.set_xlabel("wall time / full-data wall time (scoring included)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, ncol=2, loc="lower right")
+        ax.legend(fontsize=7, ncol=2, loc="lower right")
         ax.set_title(f"Dynamic pruning: accuracy vs time ({preset.model}, {preset.train_epochs} epochs)")
         fig.savefig(out / "dynamic_tradeoff.png")
         made.append("dynamic_tradeoff.png")

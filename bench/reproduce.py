@@ -681,12 +681,12 @@ def figures(results, preset, static, dynamic, out: Path) -> list[str]:
         # the equal-compute frontier: full data for fewer epochs (the steps a policy took), time = its share of steps
         base = results.select(part="dynamic", method="full_same_steps", model=preset.model)
         full_steps = preset.train_epochs * steps_per_epoch(_n_train(preset), preset.batch_size)
-        points = {}
+        points = {}  # runs within 2 % of the full steps of each other (seeds of one policy and ratio) pooled
         for b in base:
-            points.setdefault(b["target_steps"], []).append(b["acc"])
+            points.setdefault(round(b["target_steps"] / full_steps / 0.02) * 0.02, []).append(b["acc"])
         if points:
             xs = sorted(points)
-            ax.plot([x / full_steps for x in xs] + [1.0], [stats(points[x])[0] for x in xs] + [f_mean], "x--",
+            ax.plot(xs + [1.0], [stats(points[x])[0] for x in xs] + [f_mean], "x--",
                     color="black", lw=0.9, ms=5, label="full data, fewer epochs\n(same steps: equal compute)")  # fmt: skip
         ax.set_xlabel("wall time / full-data wall time (scoring included)")
         ax.set_ylabel("test accuracy (%)")

@@ -12,7 +12,7 @@ DEMO_ARGS ?= --model_name_or_path tiny_cnn --max_train_samples 10000 --num_train
 # One compute thread and one data-loading worker: steady on 2 shared cores, where 2 compute threads contend.
 DEMO_ENV ?= OMP_NUM_THREADS=1
 
-.PHONY: install data demo test bench lint
+.PHONY: install data demo test bench evidence lint
 
 data:
 	@if [ ! -f $(FMNIST) ]; then \
@@ -34,7 +34,10 @@ test: install
 bench: install
 	$(PYTHON) bench/bench_recording_overhead.py
 	$(PYTHON) bench/bench_dyn_unc_scale.py
-	$(PYTHON) bench/bench_dyn_unc_quality.py
+	$(PYTHON) bench/bench_selection.py
+
+evidence: install
+	$(PYTHON) bench/reproduce.py all --preset $(or $(PRESET),cpu)
 
 lint:
 	ruff check hf_prune recipes tests bench

@@ -115,6 +115,37 @@ class ImageClassificationTask:
     _train_transform: Any = None
     _eval_transform: Any = None
 
+    def banner_rows(self, data_args: DataArguments, model_args: ModelArguments, args) -> dict[str, str]:
+        """The start banner's rows every recipe shows: processes, data, train / eval rows and the model."""
+        from accelerate import PartialState
+
+        state = PartialState()
+        parameters = sum(p.numel() for p in self.loaded.model.parameters())
+        return {
+            "processes": f"{state.num_processes} ({state.distributed_type.value}, device {args.device})",
+            "data": f"{self.source_repo_id or data_args.train_dir}, split {data_args.train_split}",
+            "train rows": f"{len(self.train):,} of {self.subset.num_source_rows:,} ({self.subset.description})",
+            "eval rows": f"{len(self.eval):,} ({self.eval_split})" if self.eval is not None else "none",
+            "model": f"{model_args.model_name_or_path} ({self.loaded.kind}, {parameters:,} parameters, "
+            f"{self.image_size}x{self.image_size}x{self.in_chans})",
+        }
+
+
+def recipe_parser(dataclass_types: tuple, description: str, defaults: dict[str, Any]):
+    """An `HfArgumentParser` over `dataclass_types` (model, data, script, training arguments) whose `--help` shows the
+    recipe's own `defaults` (any flag given wins). Without `use_cpu`, a CUDA build of torch on a GPU-less machine
+    leaves torchrun's processes unconnected, so it defaults to True there."""
+    import torch
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(
+        dataclass_types,
+        description=description + " Model, data and pruning options come first, then every TrainingArguments / "
+        "PruningArguments flag; the defaults shown are this recipe's.",
+    )
+    parser.set_defaults(**defaults, use_cpu=not torch.cuda.is_available())
+    return parser
+
 
 def _with_transform(dataset, transform):
     dataset = dataset.with_format(None)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_prune import PruningArguments, PruningTrainer, get_strategy
@@ -47,7 +47,7 @@ from hf_prune.export import push_results_to_hub, save_results
 from hf_prune.metrics import accuracy_metrics
 from hf_prune.plots import data_map
 from hf_prune.record import RECORD_FILE
-from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification
+from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification, recipe_parser
 
 
 @dataclass
@@ -90,15 +90,9 @@ RECIPE_DEFAULTS = dict(
 )  # fmt: skip
 
 
-def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, PruningScriptArguments, PruningArguments),
-        description=__doc__.split("\n\n")[0] + " Model, data and pruning options come first, then every "
-        "TrainingArguments / PruningArguments flag; the defaults shown are this recipe's.",
-    )
-    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
-    parser.set_defaults(**RECIPE_DEFAULTS, use_cpu=not torch.cuda.is_available())
-    return parser
+def build_parser():
+    dataclass_types = (ModelArguments, DataArguments, PruningScriptArguments, PruningArguments)
+    return recipe_parser(dataclass_types, __doc__.split("\n\n")[0], RECIPE_DEFAULTS)
 
 
 def check_before_training(script: PruningScriptArguments, args: PruningArguments, task) -> str | None:
@@ -190,17 +184,10 @@ def main(argv: list[str] | None = None) -> dict:
     methods = ["dyn_unc", *script.baselines]
     retrains = len(methods) * len(script.prune_ratios) if script.retrain else 0
     phases = 2 + retrains
-    state = PartialState()
     banner(
         "hf_prune: Dyn-Unc",
         {
-            "processes": f"{state.num_processes} ({state.distributed_type.value}, device {args.device})",
-            "data": f"{task.source_repo_id or data_args.train_dir}, split {data_args.train_split}",
-            "train rows": f"{len(task.train):,} of {task.subset.num_source_rows:,} ({task.subset.description})",
-            "eval rows": f"{len(task.eval):,} ({task.eval_split})" if task.eval is not None else "none",
-            "model": f"{model_args.model_name_or_path} ({task.loaded.kind}, "
-            f"{sum(p.numel() for p in task.loaded.model.parameters()):,} parameters, "
-            f"{task.image_size}x{task.image_size}x{task.in_chans})",
+            **task.banner_rows(data_args, model_args, args),
             "signals": ", ".join(args.record_signals) + (" (clean view)" if args.record_clean_view else ""),
             "method": f"dyn_unc, window {script.window}, removing {script.prune_ratios}"
             + (f"; baselines {script.baselines}" if script.baselines else ""),

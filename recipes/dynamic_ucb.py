@@ -28,15 +28,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from accelerate import PartialState
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
 from hf_prune import PruningArguments, PruningTrainer
 from hf_prune.console import banner, format_fractions, label_progress_bars, logger, phase, setup_logging
 from hf_prune.dynamic import plot_selection_histogram, selection_counts, selection_groups, static_result_from_selection
 from hf_prune.metrics import accuracy_metrics
-from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification
+from hf_prune.task import DataArguments, ModelArguments, prepare_image_classification, recipe_parser
 
 
 @dataclass
@@ -62,16 +61,9 @@ RECIPE_DEFAULTS = dict(
 )  # fmt: skip
 
 
-def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, ScriptArguments, PruningArguments),
-        description=__doc__.split("\n\n")[0] + " Model, data and pruning options come first, then every "
-        "TrainingArguments / PruningArguments flag; the defaults shown are this recipe's.",
-    )
-    # Without use_cpu, a CUDA build of torch on a GPU-less machine leaves torchrun's processes unconnected.
-    parser.set_defaults(**RECIPE_DEFAULTS, use_cpu=not torch.cuda.is_available())
-    parser.set_defaults(model_name_or_path="resnet_fmnist")
-    return parser
+def build_parser():
+    dataclass_types = (ModelArguments, DataArguments, ScriptArguments, PruningArguments)
+    return recipe_parser(dataclass_types, __doc__.split("\n\n")[0], {**RECIPE_DEFAULTS, "model_name_or_path": "resnet_fmnist"})
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,15 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
     if hasattr(args, "overwrite_score_record"):
         args.overwrite_score_record = script.overwrite_output_dir
     phases = 1 if script.skip_full else 2
-    state = PartialState()
     banner(
         f"hf_prune: dynamic pruning ({args.dynamic_policy})",
         {
-            "processes": f"{state.num_processes} ({state.distributed_type.value}, device {args.device})",
-            "data": f"{task.source_repo_id or data_args.train_dir}, split {data_args.train_split}",
-            "train rows": f"{len(task.train):,} of {task.subset.num_source_rows:,} ({task.subset.description})",
-            "eval rows": f"{len(task.eval):,} ({task.eval_split})",
-            "model": f"{model_args.model_name_or_path} ({task.loaded.kind}, {task.image_size}x{task.image_size}x{task.in_chans})",
+            **task.banner_rows(data_args, model_args, args),
             "policy": f"{args.dynamic_policy}, removing {args.dynamic_prune_ratio:.0%} per pruned epoch, "
             f"period {args.pruning_period}, scores from {args.dynamic_scoring}",
             "epochs": f"{args.num_train_epochs:g}",

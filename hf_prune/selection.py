@@ -71,6 +71,35 @@ def num_kept(n: int, prune_ratio: float, multiple_of: int = 1) -> int:
     return min(n, int(math.ceil(keep / multiple_of)) * multiple_of)
 
 
+def fit_to_batches(count: int, n: int, multiple_of: int) -> int:
+    """`count` samples of `n` fitted to whole distributed batches: the smallest multiple of `multiple_of` that is
+    at least `count`, or, where that exceeds `n`, the largest multiple of `multiple_of` that is at most `n`.
+
+    With `multiple_of = world_size * per_device_batch_size` every rank gets the same number of full batches, so a
+    distributed loader neither pads with repeated samples nor drops a partial batch (`drop_last`) of an epoch of this
+    length. It adds at most `multiple_of - 1` samples, or removes at most `n mod multiple_of` (only where the epoch
+    would hold nearly all `n`, e.g. InfoBatch's full epochs). Monotone in `count`.
+
+    Example:
+
+    ```python
+    >>> from hf_prune.selection import fit_to_batches
+    >>> fit_to_batches(51, 101, 8), fit_to_batches(101, 101, 8), fit_to_batches(51, 101, 1)
+    (56, 96, 51)
+    ```
+    """
+    count, n, multiple_of = int(count), int(n), max(1, int(multiple_of))
+    if multiple_of == 1:
+        return count
+    if multiple_of > n:
+        raise ValueError(
+            f"world_size x batch_size = {multiple_of} exceeds the {n} samples: no epoch can give every process a "
+            "full batch. Use a smaller batch size (or fewer processes)."
+        )
+    up = int(math.ceil(count / multiple_of)) * multiple_of
+    return up if up <= n else (n // multiple_of) * multiple_of
+
+
 def _sort_keys(scores: np.ndarray, keep: str, nan: str, rng: np.random.Generator | None):
     """`(tie, key, nan_rank)` for `np.lexsort` (last key sorts first)."""
     check_keep(keep)

@@ -19,18 +19,25 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
     """Streams the rows a dynamic policy selects for the current epoch, with `sample_id` and `loss_weight` added.
 
     It wraps a `datasets.Dataset` (or any map-style dataset of dicts) and a `DynamicPruningSampler`; `set_epoch(e)`
-    moves to epoch `e`, iterating yields that epoch's selection in the sampler's order, and `update(ids, losses)`
-    feeds the policy. `len()` is the current epoch's number of samples (constant for fixed-length policies).
+    moves to epoch `e`, iterating yields that epoch's selection in the sampler's order, `collect(ids, losses)` keeps a
+    step's losses and `end_epoch(accelerator)` feeds the policy (checking that each selected sample came once).
+    `len()` is the current epoch's number of samples.
 
-    Cross-rank contract: every process builds the view with the same arguments and yields the *same* sequence
-    (seed, epoch and score table decide it). `accelerator.prepare(DataLoader(view, batch_size=B))` wraps it in
-    accelerate's `IterableDatasetShard`, which reads the stream on every rank and gives rank `r` items
-    `[r*B, (r+1)*B)` of each chunk of `W*B`; `DataLoaderShard.set_epoch` reaches this view's `set_epoch`. E.g. 2 ranks,
-    B = 4, 56 selected ids `[17, 4, 88, 60, 9, 31, 70, 2, ...]`: rank 0 gets `[17, 4, 88, 60]`, rank 1
-    `[9, 31, 70, 2]`, and so on: each selected sample once, as 56 is a multiple of 8 (pass
-    `multiple_of=W*B`). Otherwise the last chunk is completed from the *first* ids of the epoch (duplicates that the
-    recorder de-duplicates by id). With `num_workers > 0`, worker `w` of `m` streams positions `w, w + m, ...` of the
-    epoch's order, so across workers each id still comes once (use `multiple_of = m * W * B` to avoid padding).
+    **Exactly once, across processes and loader workers.** Pass the `DataLoader`'s per-device `batch_size`: every
+    epoch is then fitted to a multiple of `W x B` (see `DynamicPruningSampler`), and the stream is dealt to loader
+    workers in whole chunks of `W x B` rows (worker `w` of `m` streams chunks `w, w + m, ...`), so every batch any
+    worker makes is full. accelerate's default for an `IterableDataset` (the main process reads the stream and
+    dispatches `W` batches per step, `dispatch_batches=True`) and its per-process sharding (`dispatch_batches=False`,
+    `IterableDatasetShard`) then give each rank `B` distinct rows per step, with nothing padded or dropped, whether
+    `drop_last` is set or not.
+
+    **Persistent workers.** Loader workers hold a copy of this view made when they started. The epoch's order and
+    weights therefore live in shared memory, written by `set_epoch` in the main process and read by every worker
+    when it starts streaming an epoch, so `persistent_workers=True` trains each epoch's own selection.
+
+    Cross-rank contract: every process builds the view with the same arguments and holds the *same* sequence (seed,
+    epoch and score table decide it). E.g. 2 ranks, `batch_size=4`, 56 selected ids `[17, 4, 88, 60, 9, 31, 70, 2,
+    ...]`: rank 0 gets `[17, 4, 88, 60]`, rank 1 `[9, 31, 70, 2]`, and so on.
 
     Args:
         dataset (`datasets.Dataset` or map-style dataset): the *unpruned* training split.
@@ -40,15 +47,18 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
         add_loss_weight (`bool`, *optional*, defaults to `True`): add the `loss_weight` column (InfoBatch weights,
             1.0 for other policies).
         fetch_size (`int`, *optional*, defaults to 256): rows read per `dataset[ids]` call.
-        **sampler_kwargs: `pruning_period`, `multiple_of`, `shuffle` for the sampler built from `policy`.
+        batch_size (`int`, *optional*): the `DataLoader`'s per-device batch size (see above); passed to the sampler
+            built from `policy`.
+        **sampler_kwargs: `pruning_period`, `multiple_of`, `shuffle`, `world_size` for the sampler built from
+            `policy`.
 
     Example:
 
     ```python
     >>> from hf_prune.dynamic import DynamicPruningDataset, get_policy
-    >>> view = DynamicPruningDataset(train_ds, get_policy("infobatch", prune_ratio=0.3, num_epochs=10), seed=0,
-    ...                              multiple_of=accelerator.num_processes * 64)
-    >>> loader = accelerator.prepare(DataLoader(view, batch_size=64, collate_fn=collate))
+    >>> view = DynamicPruningDataset(train_ds, get_policy("infobatch", prune_ratio=0.3, num_epochs=10), batch_size=64)
+    >>> loader = accelerator.prepare(DataLoader(view, batch_size=64, collate_fn=collate, num_workers=2,
+    ...                                         persistent_workers=True))
     >>> for epoch in range(10):
     ...     loader.set_epoch(epoch)   # reaches view.set_epoch
     ...     for batch in loader:
@@ -67,16 +77,20 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
         sampler: DynamicPruningSampler | None = None,
         add_loss_weight: bool = True,
         fetch_size: int = 256,
+        batch_size: int | None = None,
         **sampler_kwargs,
     ):
         if (policy is None) == (sampler is None):
             raise ValueError("Pass exactly one of `policy` or `sampler`.")
+        if sampler is not None and (batch_size is not None or sampler_kwargs):
+            raise ValueError("Pass `batch_size` and the sampler's arguments to the sampler you give, not to the view.")
         self.dataset = dataset
-        self.sampler = sampler or DynamicPruningSampler(policy, len(dataset), seed=seed, **sampler_kwargs)
-        if self.sampler.num_samples != len(dataset):
-            raise ValueError(
-                f"The sampler indexes {self.sampler.num_samples} samples but the dataset has {len(dataset)}."
-            )
+        self.sampler = sampler or DynamicPruningSampler(
+            policy, len(dataset), seed=seed, batch_size=batch_size, **sampler_kwargs
+        )
+        n = self.sampler.num_samples
+        if n != len(dataset):
+            raise ValueError(f"The sampler indexes {n} samples but the dataset has {len(dataset)}.")
         columns = getattr(dataset, "column_names", None)
         if columns is not None and SAMPLE_ID_COLUMN in columns:
             ids = np.asarray(dataset.with_format("numpy")[SAMPLE_ID_COLUMN])
@@ -87,13 +101,24 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
                 )
         self.add_loss_weight = add_loss_weight
         self.fetch_size = max(1, int(fetch_size))
+        # The epoch as loader workers see it, in shared memory (see "Persistent workers" above):
+        # header = [epoch, length, chunk], then the epoch's order and each position's loss weight.
+        self._header = torch.full((3,), -1, dtype=torch.int64).share_memory_()
+        self._order = torch.zeros(n, dtype=torch.int64).share_memory_()
+        self._weights = torch.ones(n, dtype=torch.float32).share_memory_()
 
     @property
     def policy(self) -> DynamicPolicy:
         return self.sampler.policy
 
     def set_epoch(self, epoch: int) -> None:
+        """Moves to `epoch` and publishes its order and weights to the loader workers (main process)."""
         self.sampler.set_epoch(epoch)
+        order = self.sampler.indices()
+        size = order.size
+        self._order[:size] = torch.from_numpy(order)
+        self._weights[:size] = self.sampler.loss_weights(order)
+        self._header[:] = torch.tensor([int(epoch), size, self.sampler.multiple_of])
 
     def update(self, ids, losses, labels=None) -> None:
         """See `DynamicPruningSampler.update`: feed losses gathered from all ranks."""
@@ -104,7 +129,7 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
         self.sampler.collect(ids, losses)
 
     def end_epoch(self, accelerator=None) -> None:
-        """See `DynamicPruningSampler.end_epoch`: one gather per epoch feeds the policy."""
+        """See `DynamicPruningSampler.end_epoch`: one gather per epoch checks exactly-once and feeds the policy."""
         self.sampler.end_epoch(accelerator)
 
     def loss_weights(self, ids=None) -> torch.Tensor:
@@ -128,17 +153,35 @@ class DynamicPruningDataset(torch.utils.data.IterableDataset):
                 rows = [self.dataset[i] for i in chunk]
             yield from zip(chunk, rows)
 
-    def __iter__(self) -> Iterator[dict]:
-        order = self.sampler.indices()
+    def _epoch_stream(self) -> tuple[np.ndarray, np.ndarray]:
+        """The epoch's order and weights as published by `set_epoch`, this worker's whole chunks of it."""
         info = torch.utils.data.get_worker_info()
+        if int(self._header[0]) < 0:
+            if info is not None:  # a worker of a loader whose epoch was never set: the same draw, computed here
+                order = self.sampler.indices()
+                weights = self.sampler.loss_weights(order).numpy()
+                chunk = self.sampler.multiple_of
+            else:
+                self.set_epoch(0)
+        if int(self._header[0]) >= 0:
+            size, chunk = int(self._header[1]), int(self._header[2])
+            order = self._order[:size].numpy().copy()
+            weights = self._weights[:size].numpy().copy()
         if info is not None and info.num_workers > 1:
-            order = order[info.id :: info.num_workers]
-        weights = self.sampler.loss_weights(order).numpy() if self.add_loss_weight else None
+            # whole chunks of W x B rows per worker: every batch a worker makes is full
+            starts = np.arange(0, order.size, chunk)[info.id :: info.num_workers]
+            mine = (starts[:, None] + np.arange(chunk)[None, :]).reshape(-1) if starts.size else np.zeros(0, int)
+            mine = mine[mine < order.size]
+            order, weights = order[mine], weights[mine]
+        return order, weights
+
+    def __iter__(self) -> Iterator[dict]:
+        order, weights = self._epoch_stream()
         for j, (idx, row) in enumerate(self._rows(order)):
             if not isinstance(row, Mapping):
                 raise TypeError(f"DynamicPruningDataset needs dataset items to be dicts; got {type(row).__name__}.")
             row = dict(row)
             row.setdefault(SAMPLE_ID_COLUMN, idx)
-            if weights is not None:
+            if self.add_loss_weight:
                 row[LOSS_WEIGHT_COLUMN] = float(weights[j])
             yield row

@@ -3,28 +3,31 @@
 ```
  epoch e ──set_epoch(e)──> selection epoch p = e - e % pruning_period
                             │  p == e: policy.select(p, k, rng(seed, p))  (same table, same rng -> same ids everywhere)
+                            │          fitted to whole distributed batches: a multiple of W x B (`fit_to_batches`)
                             │  p <  e: keep the selection made at p (Raju et al.'s Algorithm 1: T_p epochs per subset)
                             v
-                 ids of the selection, shuffled by rng(seed, e) ──> k_e indices (k_e = k for fixed-length policies;
-                            │                                      InfoBatch, RS2, SeTa: the epoch's own count)
-       accelerate BatchSamplerShard: batches of B, rank r takes batches r, r + W, r + 2W, ...
+                 ids of the selection, shuffled by rng(seed, e) ──> k_e indices (a multiple of W x B)
+                            │
+       accelerate BatchSamplerShard: batches of B, rank r takes batches r, r + W, r + 2W, ...: all full, none padded
                             │
  per step: loss_weights(ids) indexes a device tensor built once per selection (no host synchronisation);
            collect(ids, losses) appends device tensors
- end of epoch: end_epoch(accelerator) gathers them once ──> update(ids, losses) ──> identical table on every rank
+ end of epoch: end_epoch(accelerator) gathers them once ──> checks each selected id came exactly once
+               ──> update(ids, losses) ──> identical table on every rank
 ```
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..selection import num_kept
+from ..selection import fit_to_batches, num_kept
 from .base import DynamicPolicy, Selection
 
 
@@ -34,54 +37,74 @@ def _as_numpy(x, dtype) -> np.ndarray:
     return np.asarray(x, dtype=dtype).reshape(-1)
 
 
+def process_world_size() -> int:
+    """The number of processes of the default `torch.distributed` group (1 when none is initialised)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return int(torch.distributed.get_world_size())
+    return 1
+
+
 class DynamicPruningSampler(torch.utils.data.Sampler[int]):
-    """Yields the samples a `DynamicPolicy` selects for the current epoch, the same on every process.
+    """Yields the samples a `DynamicPolicy` selects for the current epoch, the same on every process, each selected
+    sample exactly once per epoch across all processes.
 
     The sampler is deterministic: the indices of epoch `e` are a function of (`seed`, `e`, the policy's score table)
     only. Build it with the same arguments on every rank and feed `update` with values gathered from all ranks
-    (e.g. `Recorder.gather` or `accelerator.gather`), and every rank holds the same table, draws the same selection
-    and yields the same order, with no broadcast. Hand it to a `DataLoader` and `accelerator.prepare` the loader as
-    usual: accelerate's `BatchSamplerShard` then deals the batches out (rank `r` takes batches `r, r + W, ...`).
+    (`end_epoch(accelerator)` does), and every rank holds the same table, draws the same selection and yields the same
+    order, with no broadcast. Hand it to a `DataLoader` and `accelerator.prepare` the loader as usual: accelerate's
+    `BatchSamplerShard` then deals the batches out (rank `r` takes batches `r, r + W, ...`).
 
-    Cross-rank contract, worked example: `n = 101` samples, `prune_ratio = 0.5`, 2 processes, batch size 4.
+    **Exactly once.** A distributed loader can only give every rank the same number of steps by repeating samples
+    (accelerate's `even_batches`) or by dropping them (`drop_last`), unless the epoch holds a whole number of
+    distributed batches. So the sampler fits every epoch's selection to a multiple of `W x B` (`W` processes, the
+    loader's per-device batch size `B`, given as `batch_size`; `W` is read from `torch.distributed`): the policy's
+    count is rounded up by at most `W B - 1` samples (drawn at random from the samples it left out, seeded, with
+    the largest weight of the selection for a re-weighting policy), or, where that would exceed `n` (InfoBatch's full
+    epochs, `prune_ratio=0`), down by `n mod W B` samples drawn at random. The epoch's `selection` is the fitted one
+    (the record's `selected` row, `len(sampler)`). Then every batch on every rank is full, nothing is padded or
+    dropped, `drop_last` either way, and `end_epoch` checks it: every selected id collected exactly once.
 
-    - `k = n - floor(0.5 * n) = 51`, rounded up to `multiple_of = 2 * 4 = 8`: `len(sampler) == 56` in *every* epoch,
+    Cross-rank contract, worked example: `n = 101` samples, `prune_ratio = 0.5`, 2 processes, `batch_size=4`.
+
+    - `k = n - floor(0.5 * n) = 51`, fitted to a multiple of `2 * 4 = 8`: `len(sampler) == 56` in *every* epoch,
       so `Trainer`'s steps per epoch (7 per rank), `max_steps` and LR schedule are right.
     - Epoch 3 on both ranks: the policy selects 56 ids from the same table with `rng(seed, 3)` and both ranks shuffle
       them with the same `rng(seed, 3)`, e.g. `[17, 4, 88, 60, 9, ...]`. accelerate cuts that list into 14 batches of
-      4; rank 0 takes batches 0, 2, ..., 12 and rank 1 takes 1, 3, ..., 13. 56 is a multiple of 8, so nothing is
-      padded or dropped: every selected sample is used exactly once in the epoch, on exactly one rank.
-    - Without the rounding (`multiple_of=1`, `k = 51`): 12 full batches and one of 3. accelerate's `even_batches`
-      completes the last round from the start of the epoch's order: rank 0's last batch is the 3 leftovers plus the
-      1st id, rank 1's is the 2nd to 5th ids. The first `8 * ceil(51 / 8) - 51 = 5` ids of the epoch's order are used
-      twice; `Recorder.gather` de-duplicates them by id (first occurrence kept), and `update` takes one value per id.
-      The same holds where `k` cannot be rounded (`prune_ratio = 0`: `k = n = 101`, the first 3 ids repeat).
-      With `dataloader_drop_last=True` instead, the last `k mod 8` ids of the order are skipped rather than repeated.
+      4; rank 0 takes batches 0, 2, ..., 12 and rank 1 takes 1, 3, ..., 13: every selected sample is used exactly
+      once in the epoch, on exactly one rank.
+    - InfoBatch's full first epoch: `k = 101` cannot be rounded up, so 5 samples (`101 mod 8`) sit this epoch out:
+      96 samples, 12 batches per rank... as `drop_last` would, but chosen at random and recorded as not selected.
+    - Without `batch_size` (`k = 51` unfitted) accelerate would complete the last round of batches from the start of
+      the epoch's order and train 5 samples twice; on more than one process the sampler refuses to run so.
     - Epoch 4 with `pruning_period = 2`: a new selection is drawn at epoch 4 (4 % 2 == 0); epoch 5 reuses it in the
       new order `rng(seed, 5)`.
 
     Varying-length policies (InfoBatch as published, RS2, SeTa) select a different number of samples each epoch:
-    `len(sampler)` is the current epoch's count after `set_epoch` (before it, `policy.max_selected(0)`), and the
-    kept count is not rounded to `multiple_of` (their rules fix it); with `W` processes accelerate completes the last
-    round of batches with the epoch's first samples (the recorder de-duplicates them), or drops the remainder with
-    `drop_last`.
+    `len(sampler)` is the current epoch's (fitted) count after `set_epoch`, before it `max_selected(0)`.
 
     Args:
         policy (`DynamicPolicy`): the selection rule, e.g. `get_policy("ucb", prune_ratio=0.5)`.
         num_samples (`int`): length of the dataset (positions `0 .. n-1` are what the sampler yields).
         seed (`int`, *optional*, defaults to 0): must be the same on every process.
         pruning_period (`int`, *optional*, defaults to 1): `T_p`, epochs between re-selections (Raju et al. use 10).
-        multiple_of (`int`, *optional*, defaults to 1): round the kept count of fixed-length policies up to a
-            multiple of this (use `world_size * per_device_batch_size` for exactly-once use across ranks with no
-            padding).
+        multiple_of (`int`, *optional*): fit every epoch to a multiple of this instead of `world_size * batch_size`
+            (`PruningTrainer` passes its total batch; `1` turns the fitting off: the policy's own counts, as its
+            authors' code, with a single process).
         shuffle (`bool`, *optional*, defaults to `True`): shuffle the selection each epoch (else ascending ids).
+        batch_size (`int`, *optional*): the per-device batch size of the `DataLoader` this sampler feeds. Pass it:
+            with it every epoch is a whole number of distributed batches (see above). Without it (and without
+            `multiple_of`) nothing is fitted, which is exact on one process without `drop_last`, and refused on
+            several.
+        world_size (`int`, *optional*): the number of processes; defaults to `torch.distributed`'s world size at the
+            first `set_epoch` (create the `Accelerator` first).
 
     Example (a plain Accelerate loop, with no host synchronisation per step: the weights are a device tensor and
     the losses are gathered once per epoch):
 
     ```python
     >>> from hf_prune.dynamic import DynamicPruningSampler, get_policy
-    >>> sampler = DynamicPruningSampler(get_policy("infobatch", prune_ratio=0.5, num_epochs=epochs), len(train))
+    >>> policy = get_policy("infobatch", prune_ratio=0.5, num_epochs=epochs)
+    >>> sampler = DynamicPruningSampler(policy, len(train), batch_size=64)     # the DataLoader's batch size
     >>> loader = accelerator.prepare(DataLoader(train, batch_size=64, sampler=sampler))
     >>> for epoch in range(epochs):
     ...     sampler.set_epoch(epoch)                   # the epoch's selection; len(loader) follows it
@@ -90,7 +113,7 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
     ...         weights = sampler.loss_weights(batch["sample_id"])  # InfoBatch's 1/(1-r); ones otherwise
     ...         accelerator.backward((weights * losses).mean())
     ...         sampler.collect(batch["sample_id"], losses)         # kept on the device
-    ...     sampler.end_epoch(accelerator)             # one gather; the policy sees every rank's losses
+    ...     sampler.end_epoch(accelerator)             # one gather; checks exactly-once; feeds the policy
     ```
     """
 
@@ -100,15 +123,23 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         num_samples: int,
         seed: int = 0,
         pruning_period: int = 1,
-        multiple_of: int = 1,
+        multiple_of: int | None = None,
         shuffle: bool = True,
+        *,
+        batch_size: int | None = None,
+        world_size: int | None = None,
     ):
         if not isinstance(policy, DynamicPolicy):
             raise TypeError(f"policy must be a DynamicPolicy (see `hf_prune.dynamic.get_policy`); got {type(policy)}.")
         if int(pruning_period) < 1:
             raise ValueError(f"pruning_period must be >= 1 (epochs between re-selections); got {pruning_period}.")
-        if int(multiple_of) < 1:
-            raise ValueError(f"multiple_of must be >= 1; got {multiple_of}.")
+        for name, value in (("multiple_of", multiple_of), ("batch_size", batch_size), ("world_size", world_size)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or int(value) < 1):
+                raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+        if multiple_of is not None and batch_size is not None:
+            raise ValueError(
+                "Pass batch_size (the sampler fits every epoch to world_size x batch_size) or multiple_of, not both."
+            )
         if policy.selects_every_epoch and int(pruning_period) != 1:
             raise ValueError(
                 f"The {policy.name} policy selects anew every epoch (its rule counts selections); use "
@@ -120,10 +151,10 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         if policy.num_samples != self.num_samples or policy.seed != self.seed:
             policy.reset(self.num_samples, self.seed)
         self.pruning_period = int(pruning_period)
-        self.multiple_of = int(multiple_of)
         self.shuffle = bool(shuffle)
-        multiple = self.multiple_of if policy.fixed_length else 1
-        self.num_keep = num_kept(self.num_samples, policy.prune_ratio, multiple)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.world_size = None if world_size is None else int(world_size)
+        self._multiple_of = None if multiple_of is None else int(multiple_of)
         self.epoch: int | None = None
         self.selection: Selection | None = None
         self.selection_epoch: int | None = None
@@ -131,6 +162,57 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         self._device_weights: dict[str, torch.Tensor] = {}
         self._assumed_length: int | None = None
         self._collected: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ fitting to whole batches
+
+    @property
+    def multiple_of(self) -> int:
+        """The unit every epoch's length is a multiple of: `multiple_of` if given, else `world_size * batch_size`,
+        else 1 (nothing fitted; refused on more than one process, where it would repeat samples)."""
+        if self._multiple_of is not None:
+            return self._multiple_of
+        world = self.world_size if self.world_size is not None else process_world_size()
+        if self.batch_size is not None:
+            return world * self.batch_size
+        if world > 1:
+            raise ValueError(
+                f"DynamicPruningSampler runs on {world} processes but does not know the batch size, so accelerate "
+                "would complete the epoch's last round of batches with repeated samples. Pass "
+                "`batch_size=<the DataLoader's per-device batch size>`: every epoch is then a whole number of "
+                "distributed batches and each selected sample is used exactly once."
+            )
+        return 1
+
+    @property
+    def num_keep(self) -> int:
+        """The count the policy starts from: `n - floor(prune_ratio * n)`, fitted to whole batches for fixed-length
+        policies (varying-length ones fit their own count after selecting)."""
+        keep = num_kept(self.num_samples, self.policy.prune_ratio)
+        return fit_to_batches(keep, self.num_samples, self.multiple_of) if self.policy.fixed_length else keep
+
+    def fit(self, count: int) -> int:
+        """`count` fitted to a whole number of distributed batches (`hf_prune.selection.fit_to_batches`)."""
+        return fit_to_batches(count, self.num_samples, self.multiple_of)
+
+    def _fit_selection(self, epoch: int, selection: Selection) -> Selection:
+        size = int(selection.ids.size)
+        target = self.fit(size)
+        if target == size:
+            return selection
+        rng = self._rng(epoch, 2)  # a stream of its own: the policy's draw (0) and the order (1) are unchanged
+        info = {**(selection.info or {}), "fitted_from": size}
+        weights = selection.weights
+        if target > size:
+            pool = np.setdiff1d(np.arange(self.num_samples), selection.ids, assume_unique=True)
+            extra = rng.choice(pool, size=target - size, replace=False)
+            ids = np.concatenate([selection.ids, extra])
+            if weights is not None:  # InfoBatch: the left-out samples are pruned well-learned ones, kept at 1/(1-r)
+                weights = np.concatenate([weights, np.full(extra.size, weights.max(), dtype=np.float32)])
+        else:
+            keep = np.sort(rng.choice(size, size=target, replace=False))
+            ids = selection.ids[keep]
+            weights = None if weights is None else weights[keep]
+        return Selection(ids, weights, info=info)
 
     def reset(self) -> None:
         """Forgets the epoch, the selection and the policy's scores (a fresh run)."""
@@ -156,7 +238,8 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         self.epoch = epoch
         if self.needs_selection(epoch):
             start = self.selection_epoch_of(epoch)
-            self._set_selection(start, self.policy.select(start, self.num_keep, self._rng(start, 0)))
+            selection = self.policy.select(start, self.num_keep, self._rng(start, 0))
+            self._set_selection(start, self._fit_selection(start, selection))
 
     def _rng(self, epoch: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, int(epoch), stream])
@@ -185,11 +268,12 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
             return self._assumed_length
         if self.selection is not None:
             return int(self.selection.ids.size)
-        return self.policy.max_selected(0, self.num_keep)
+        return self.max_selected(0)
 
     def max_selected(self, epoch: int) -> int:
-        """Before training: the number of samples `epoch` will yield (fixed-length policies) or an upper bound."""
-        return self.policy.max_selected(self.selection_epoch_of(epoch), self.num_keep)
+        """Before training: the number of samples `epoch` will yield (fixed-length policies) or an upper bound,
+        fitted to whole batches (`fit_to_batches` is monotone, so the fitted bound bounds the fitted count)."""
+        return self.fit(self.policy.max_selected(self.selection_epoch_of(epoch), self.num_keep))
 
     @contextlib.contextmanager
     def assume_length(self, length: int):
@@ -256,20 +340,64 @@ class DynamicPruningSampler(torch.utils.data.Sampler[int]):
         self._collected.append((ids.detach().reshape(-1).long(), losses.detach().reshape(-1).float()))
 
     def end_epoch(self, accelerator=None) -> None:
-        """Gathers what `collect` kept from every process (one all-gather) and feeds it to `update`. Every process
-        must call it."""
+        """Gathers what `collect` kept from every process (one all-gather), checks that it is the epoch's selection,
+        each id exactly once, and feeds it to `update`. Every process must call it.
+
+        Raises:
+            `RuntimeError`: a sample was trained twice in the epoch, or one outside the epoch's selection (the
+                `DataLoader`'s batch size differs from the sampler's `batch_size`, or the loader is not fed by this
+                sampler). The same on every process (the check runs on gathered values). Selected samples that were
+                never collected (a loop that stopped early) only warn.
+        """
         if self._collected:
             ids = torch.cat([i for i, _ in self._collected])
             losses = torch.cat([v.to(ids.device) for _, v in self._collected])
         else:
             device = accelerator.device if accelerator is not None else "cpu"
             ids, losses = torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, device=device)
+        collected = bool(self._collected)
         self._collected = []
         if accelerator is not None and accelerator.num_processes > 1:
             ids = accelerator.gather(accelerator.pad_across_processes(ids, dim=0, pad_index=-1))
             losses = accelerator.gather(accelerator.pad_across_processes(losses, dim=0))
+            collected = bool((ids >= 0).any())
         keep = ids >= 0
-        self.update(ids[keep], losses[keep])
+        ids, losses = ids[keep], losses[keep]
+        if collected:
+            self.check_epoch_ids(ids)
+        self.update(ids, losses)
+
+    def check_epoch_ids(self, ids) -> None:
+        """Checks that `ids` (every sample trained this epoch, gathered from all processes) hold each id of the
+        epoch's selection once: raises on a repeated id or one outside the selection, warns on selected ids missing."""
+        if self.selection is None:
+            return
+        ids = _as_numpy(ids, np.int64)
+        unique, counts = np.unique(ids, return_counts=True)
+        selected = self.selection.ids
+        repeated = int((counts > 1).sum())
+        foreign = int(np.setdiff1d(unique, selected, assume_unique=True).size)
+        missing = int(np.setdiff1d(selected, unique, assume_unique=True).size)
+        where = f"Epoch {self.epoch}: {ids.size} samples trained for a selection of {selected.size}"
+        if repeated or foreign:
+            raise RuntimeError(
+                f"{where}: {repeated} trained more than once, {foreign} not selected. Each selected sample must be "
+                f"used exactly once per epoch: give the sampler the DataLoader's per-device batch size "
+                f"(`batch_size=`; now {self.batch_size}, fitting to multiples of {self._multiple_of_or_none()}), and "
+                "feed the loader from this sampler (`DataLoader(dataset, batch_size=B, sampler=sampler)`)."
+            )
+        if missing:
+            warnings.warn(
+                f"{where}: {missing} selected samples were not trained (did the loop stop early, or "
+                "`drop_last` drop a partial batch? Pass the DataLoader's batch size as `batch_size=`).",
+                stacklevel=3,
+            )
+
+    def _multiple_of_or_none(self):
+        try:
+            return self.multiple_of
+        except ValueError:
+            return None
 
     # ------------------------------------------------------------------ persistence
 

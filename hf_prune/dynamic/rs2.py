@@ -13,7 +13,8 @@ uniform_no_replacement.py`), including how a permutation ends: the round that ru
 (samples already used in this pass, never twice in one round), one sample short of `k`; the next round draws a new
 permutation. The permutations come from `numpy.random.RandomState(seed).shuffle`, applied in place pass after pass as
 their code does after `np.random.seed(seed)`, so for the same seed and `k` the rounds are *identical* to theirs
-(`tests/test_dynamic_fidelity.py`).
+(`tests/test_dynamic_fidelity.py`); how much of each round is trained differs (their loader drops the last partial
+batch; see `RS2`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,16 @@ class RS2(DynamicPolicy):
     """RS2 without replacement (Okanovic et al. 2024): each epoch a new random subset of `n - floor(prune_ratio * n)`
     samples, consecutive chunks of one random permutation, reshuffled when it is used up.
 
-    Deliberate difference from the authors' code: the round size is `n - floor(r n)` (theirs `round((1 - r) n)`,
-    rounded half to even; the same whenever `r n` is an integer). The LR schedule spans the exact number of steps of
-    the rounds (their cosine schedule assumes every round as long as the first, one sample longer than a wrap round).
+    Deliberate differences from the authors' code (PatrikOkanovic/RS2 at its current and only commit 99edfc8):
+    the round size is `n - floor(r n)` (theirs `round((1 - r) n)`, rounded half to even; the same whenever `r n` is
+    an integer). Ours trains every sample of the round, the last partial batch included; their training loader
+    (`src/DeepCore/main.py`: `drop_last = args.selection == "UniformNoReplacement"`, with `shuffle=True`) drops it,
+    so a round of `k` samples trains `b floor(k / b)` of them at batch size `b` and the other `k mod b`, a random
+    few of the round, are not trained in that pass through the permutation. With n = 50,000, r = 0.9 (k = 5,000)
+    and batch 128: theirs trains 4,992 per round (39 batches; 80 samples of each 10-round pass untrained), ours
+    5,000 (40 batches, the last of 8) (`tests/test_fidelity_notes.py`). The LR schedule spans the exact number of
+    steps of the rounds (their cosine schedule, `len(train_loader) * epochs`, assumes every round as long as the
+    first, one sample longer than a wrap round).
     Draws come from `RandomState(seed)` with `seed` the run's seed. Needs `pruning_period=1` (one round per epoch).
 
     Args:

@@ -139,17 +139,22 @@ class DUAL(Strategy):
     sampling (`select(..., selection="beta")`), which shifts towards easier samples at high pruning rates;
     `selection="rank"` keeps the top DUAL scores, `"ccs"` stratifies them.
 
-    Fidelity to the authors' code (`exp_cifar/importance_evaluation.py`, `dual`; `exp_cifar/data_subset.py`,
-    `beta_sampling`): the same score (their factor 10 is dropped: it changes neither ranking nor sampling), the same
+    Fidelity to the authors' code (behaapyy/dual-pruning at its current commit 4ab525d, 2026-01-02:
+    `exp_cifar/importance_evaluation.py`, `dual`; `exp_cifar/data_subset.py`, `beta_sampling`, last changed in
+    31f7ffa): the same score (their factor 10 is dropped: it changes neither ranking nor sampling), the same
     `T - J + 1` windows, anchor, Beta parameters and weights, and the same draw: `numpy.random.RandomState(seed)
     .choice(n, size, replace=False, p)`, so a seeded run of their rule gives the same kept ids (`tests/test_dual.py`).
-    Deliberate differences: the kept count is `n - floor(r n)` (theirs `int((1 - r) n)`, one fewer when `r n` is
-    not an integer); the draw is seeded (their numpy generator is never seeded); `pbar` is the mean over the first
-    `T` epochs as the paper says (their CIFAR script passes only epoch 0's probabilities to `beta_sampling`);
-    `pbar` is clipped to [1e-6, 1 - 1e-6] so a Beta density infinite at 0 or 1 stays finite; when fewer than the
-    kept count have a positive weight, all of those are kept and the rest filled by the highest DUAL (their
-    `np.random.choice` raises); NaN epochs are left out as in `dyn_unc`; with `class_balanced=True` each class is
-    sampled with its own quota (theirs has no class balance).
+    `pbar` is the mean over the first `T` epochs in both: their `beta_sampling` averages `target_probs[:30]` (the
+    score also uses the first 30; both 30s are hard-coded, ours are `epochs`); their `train_subset.py` loaded only
+    epoch 0 (`[:1]`) before e5bb8f3 (2025-09-05). Deliberate differences: the kept count is `n - floor(r n)`;
+    theirs, `int((1 - r) * n)` in floating point (`r = 1 - subset_rate` from the command line), is one fewer not
+    only when `r n` is not an integer but also wherever the product rounds below the integer, as at the paper's own
+    CIFAR settings: n = 50,000 at r = 0.9 gives `(1 - 0.9) * 50000 = 4999.999...`, so they keep 4,999 where we keep
+    5,000 (9,999 vs 10,000 at r = 0.8; `tests/test_fidelity_notes.py`); the draw is seeded (their numpy generator
+    is never seeded); `pbar` is clipped to [1e-6, 1 - 1e-6] so a Beta density infinite at 0 or 1 stays finite;
+    when fewer than the kept count have a positive weight, all of those are kept and the rest filled by the highest
+    DUAL (their `np.random.choice` raises); NaN epochs are left out as in `dyn_unc`; with `class_balanced=True`
+    each class is sampled with its own quota (theirs has no class balance).
 
     Parameters: `DUALConfig` (`window`, `epochs`, `sampling`, `c_d`, `seed`, `signal`).
     """

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -80,6 +81,13 @@ class SampleIdDataset(torch.utils.data.Dataset):
         dataset (map-style dataset): a `datasets.Dataset` or any dataset with `__len__` and `__getitem__`.
         keep_keys (`Sequence[str]`, *optional*): when given, dict items keep only these keys (Trainer's
             `remove_unused_columns` for datasets that are not `datasets.Dataset`, which it applies to the items).
+        augmentation_seed (`int`, *optional*): when given, every item is read with torch's, numpy's and Python's
+            global random generators seeded from `(augmentation_seed, epoch, sample_id)` (`set_epoch`), and restored
+            afterwards: a random augmentation (`ImageTransform(train=True)`, any torchvision transform, a
+            `set_transform` that draws from those generators) then gives a sample the same view in a given epoch
+            whatever the loader workers, the batch it lands in, or a resume in the middle of the epoch. Items are
+            then read one at a time (a batched transform sees batches of one). The epoch lives in shared memory, so
+            persistent loader workers see `set_epoch` too.
 
     Example:
 
@@ -90,11 +98,13 @@ class SampleIdDataset(torch.utils.data.Dataset):
     ```
     """
 
-    def __init__(self, dataset, keep_keys: Sequence[str] | None = None):
+    def __init__(self, dataset, keep_keys: Sequence[str] | None = None, augmentation_seed: int | None = None):
         if is_iterable_dataset(dataset):
             raise TypeError("SampleIdDataset wraps map-style datasets; streams carry `sample_id` themselves.")
         self.dataset = dataset
         self.keep_keys = None if keep_keys is None else frozenset(keep_keys)
+        self.augmentation_seed = None if augmentation_seed is None else int(augmentation_seed)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_() if augmentation_seed is not None else None
         columns = getattr(dataset, "column_names", None) if _is_hf_dataset(dataset) else None
         # A pruned view carries the original ids in a column; read it raw (no transform, arrow-backed, nothing
         # materialised per rank), because the dataset's own transform may drop it.
@@ -118,13 +128,47 @@ class SampleIdDataset(torch.utils.data.Dataset):
             return item
         return {k: v for k, v in item.items() if k in self.keep_keys}
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation the items get (with `augmentation_seed`; every worker sees it)."""
+        if self._epoch is not None:
+            self._epoch[0] = int(epoch)
+
+    def _seeded_item(self, index: int, sample_id: int):
+        with torch.random.fork_rng(devices=[]):
+            seed = augmentation_seed_of(self.augmentation_seed, int(self._epoch[0]), sample_id)
+            np_state, py_state = np.random.get_state(), random.getstate()
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            try:
+                return self.dataset[index]
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
+
     def __getitem__(self, index) -> SampleIdItem:
-        return SampleIdItem(self.ids_of([index])[0], self._filter(self.dataset[index]))
+        sample_id = self.ids_of([index])[0]
+        if self.augmentation_seed is not None:
+            return SampleIdItem(sample_id, self._filter(self._seeded_item(index, sample_id)))
+        return SampleIdItem(sample_id, self._filter(self.dataset[index]))
 
     def __getitems__(self, indices) -> list[SampleIdItem]:
+        ids = self.ids_of(indices)
+        if self.augmentation_seed is not None:
+            return [SampleIdItem(i, self._filter(self._seeded_item(p, i))) for p, i in zip(indices, ids)]
         getitems = getattr(self.dataset, "__getitems__", None)
         items = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
-        return [SampleIdItem(i, self._filter(item)) for i, item in zip(self.ids_of(indices), items)]
+        return [SampleIdItem(i, self._filter(item)) for i, item in zip(ids, items)]
+
+
+def augmentation_seed_of(seed: int, epoch: int, sample_id: int) -> int:
+    """A 63-bit seed for the augmentation of `sample_id` in `epoch` of a run seeded `seed` (splitmix64 of the three):
+    well spread, the same on every machine, no two of a run's (epoch, sample) pairs in practice alike."""
+    mask = (1 << 64) - 1
+    x = (int(seed) * 0x9E3779B97F4A7C15 + int(epoch) * 0xBF58476D1CE4E5B9 + int(sample_id) * 0x94D049BB133111EB) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return (x ^ (x >> 31)) >> 1
 
 
 class SampleIdCollator:

@@ -6,15 +6,16 @@ steps, samples trained and CPU / wall time *including* scoring (scoring passes r
     nice -n 10 python bench/bench_dynamic.py                                   # defaults below
     python bench/bench_dynamic.py --train_samples 2000 --epochs 2 --ratios 0.5 --policies rs2   # smoke run
 
-Every run is a `PruningTrainer` (recording on, so full and pruned runs pay the same recording cost) on the same
+Every run is a `PruningTrainer` (full data) or a `DynamicPruningTrainer` (recording on in both, so full and pruned
+runs pay the same recording cost) on the same
 subset, model (`tiny_cnn`, timm's `test_resnet`), seed and cosine schedule. Images are kept as one normalised tensor
 (random horizontal flip for training) so that the data pipeline does not dominate the timings. All runs drop the
 last incomplete batch of an epoch (`dataloader_drop_last`): InfoBatch's and SeTa's epoch lengths vary and a last
 batch of one sample would break the model's batch norm. Policy specs are `name[:scoring[:variant]]`: Raju et al.'s
 policies use `--scoring` by default (a scoring pass every `--pruning_period` epochs, whose time counts); InfoBatch,
 RS2 and SeTa use the free training losses; `infobatch::fixed` is the constant-length departure
-(`infobatch_fixed_budget`), `NAME::balanced` class-balanced ranking. `--prune_ratio` means the policy's own ratio:
-of all samples (RS2, Raju et al.), of the below-mean-loss samples (InfoBatch), of the random stage (SeTa, whose
+(`dynamic_policy_kwargs={"fixed_budget": True}`), `NAME::balanced` class-balanced ranking. `--prune_ratio` means the
+policy's own ratio: of all samples (RS2, Raju et al.), of the below-mean-loss samples (InfoBatch), of the random stage (SeTa, whose
 window then drops more); the table gives the fraction of sample-epochs actually trained. Writes
 bench/results/dynamic.md (and .json).
 """
@@ -93,7 +94,7 @@ def accuracy(model, images, labels, batch=1000) -> float:
 def run_one(cfg, train, test, policy: str | None, ratio: float, workdir: str, max_steps: int = -1) -> dict:
     from transformers import set_seed
 
-    from hf_prune import PruningArguments, PruningTrainer
+    from hf_prune import DynamicPruningArguments, DynamicPruningTrainer, PruningArguments, PruningTrainer
     from hf_prune.models import build_timm_classifier
 
     set_seed(cfg.seed)
@@ -105,20 +106,22 @@ def run_one(cfg, train, test, policy: str | None, ratio: float, workdir: str, ma
     if policy is not None:
         scoring = scoring or ("train_loss" if policy in FREE_SCORES else cfg.scoring)
         period = 1 if policy in FREE_SCORES else cfg.pruning_period
+        own = {"balanced": {"class_balanced": True}, "fixed": {"fixed_budget": True}}.get(variant, {})
+        if policy == "seta":
+            own.update(num_groups=cfg.seta_groups, window_scale=cfg.seta_window)
         dynamic = dict(
             dynamic_policy=policy, dynamic_prune_ratio=ratio, dynamic_scoring=scoring, pruning_period=period,
-            dynamic_class_balanced=variant == "balanced", infobatch_fixed_budget=variant == "fixed",
-            seta_num_groups=cfg.seta_groups, seta_window_scale=cfg.seta_window,
+            dynamic_policy_kwargs=own,
         )  # fmt: skip
     name = f"{policy or 'full'}_{scoring}_{variant}_{round(ratio * 100)}_{max_steps}"
-    args = PruningArguments(
+    args = (DynamicPruningArguments if dynamic else PruningArguments)(
         output_dir=os.path.join(workdir, name), num_train_epochs=cfg.epochs, max_steps=max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=1000, learning_rate=cfg.lr,
         weight_decay=0.05, lr_scheduler_type="cosine", warmup_steps=0.05, dataloader_drop_last=True,
         report_to=[], save_strategy="no", logging_strategy="no", remove_unused_columns=False, disable_tqdm=True,
         use_cpu=True, seed=cfg.seed, dataloader_num_workers=0, record_signals=["loss"], **dynamic,
     )  # fmt: skip
-    trainer = PruningTrainer(
+    trainer = (DynamicPruningTrainer if dynamic else PruningTrainer)(
         model=model,
         args=args,
         train_dataset=TensorImages(*train, train=True),
@@ -129,7 +132,7 @@ def run_one(cfg, train, test, policy: str | None, ratio: float, workdir: str, ma
     trainer.train()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     acc = accuracy(trainer.model, *test)
-    timing = trainer.dynamic_pruning.timing if trainer.dynamic_pruning is not None else []
+    timing = trainer.dynamic_timing if dynamic else []
     record = trainer.score_record
     trained = int(np.isfinite(np.asarray(record.signal("loss"))).sum())
     label = (policy or "full") + {"balanced": " (class-balanced)", "fixed": " (fixed budget)"}.get(variant, "")

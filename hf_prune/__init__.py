@@ -2,7 +2,8 @@
 
 Train once with `PruningTrainer` (a drop-in `transformers.Trainer`) to record per-sample training dynamics, turn
 the `ScoreRecord` into a pruned `datasets.Dataset` with a strategy (`get_strategy("dyn_unc")`), prune dynamically
-during training (`PruningArguments(dynamic_policy="ucb")`), and share the kept-index list on the Hub.
+during training (`DynamicPruningTrainer` with `DynamicPruningArguments(dynamic_policy="ucb")`), and share the
+kept-index list on the Hub.
 
 Public names are imported on first use, so `import hf_prune` (and the `hf-prune` CLI) does not pay for importing
 transformers until a trainer is asked for.
@@ -17,6 +18,8 @@ from .version import __version__
 # public name -> submodule that defines it
 _EXPORTS = {
     "ScoreRecord": "record",
+    "RecordIntegrityError": "record",
+    "NonFiniteRecordWarning": "strategies.base",
     "SIGNALS": "recording",
     "Recorder": "recording",
     "compute_signals": "recording",
@@ -33,6 +36,9 @@ _EXPORTS = {
     "dyn_unc_scores": "strategies.dyn_unc",
     "PruningArguments": "config",
     "PruningTrainer": "trainer",
+    "DynamicPruningArguments": "dynamic_config",
+    "DynamicPruningTrainer": "dynamic_trainer",
+    "PolicyConfig": "dynamic",
     "DynamicPolicy": "dynamic",
     "DynamicPruningDataset": "dynamic",
     "DynamicPruningSampler": "dynamic",
@@ -57,12 +63,17 @@ __all__ = [
     "FeatureStore",
     "DynUncAccumulator",
     "DynamicPolicy",
+    "DynamicPruningArguments",
     "DynamicPruningDataset",
     "DynamicPruningSampler",
+    "DynamicPruningTrainer",
+    "PolicyConfig",
     "PruneResult",
     "PruningArguments",
     "PruningTrainer",
+    "RecordIntegrityError",
     "Recorder",
+    "NonFiniteRecordWarning",
     "SIGNALS",
     "ScoreRecord",
     "Strategy",
@@ -109,6 +120,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         DynamicPolicy,
         DynamicPruningDataset,
         DynamicPruningSampler,
+        PolicyConfig,
         get_policy,
         list_policies,
         plot_selection_histogram,
@@ -118,6 +130,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         static_result_from_selection,
         weighted_cross_entropy,
     )
+    from .dynamic_config import DynamicPruningArguments
+    from .dynamic_trainer import DynamicPruningTrainer
     from .export import load_pruned, model_card, push_results_to_hub, save_results
     from .features import FeatureStore, extract_features
     from .record import ScoreRecord

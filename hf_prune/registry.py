@@ -1,8 +1,9 @@
 """`Registry`: name -> class, behind `get_strategy` / `register_strategy` and `get_policy` / `register_policy`.
 
 A registered class has a class attribute `name` (its key) and `summary` (one line for listings). Classes that take
-their parameters as a dataclass config (static strategies) say so with a `config_class` attribute; the registry then
-checks parameters against the config's fields, otherwise against the constructor's signature.
+their parameters as a dataclass config (static strategies, dynamic policies: a `hf_prune.method_config.MethodConfig`)
+say so with a `config_class` attribute; the registry then checks parameters against the config's fields, otherwise
+against the constructor's signature.
 """
 
 from __future__ import annotations

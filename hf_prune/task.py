@@ -141,7 +141,7 @@ def recipe_parser(dataclass_types: tuple, description: str, defaults: dict[str, 
     parser = HfArgumentParser(
         dataclass_types,
         description=description + " Model, data and pruning options come first, then every TrainingArguments / "
-        "PruningArguments flag; the defaults shown are this recipe's.",
+        f"{dataclass_types[-1].__name__} flag; the defaults shown are this recipe's.",
     )
     parser.set_defaults(**defaults, use_cpu=not torch.cuda.is_available())
     return parser

@@ -8,6 +8,12 @@ sampler ──> SampleIdDataset: (sample_id, item) ──> SampleIdCollator: use
       train(resume_from_checkpoint=...): the checkpoint's record is verified before the live record is touched
 ```
 
+Subclasses change the run through small extension points that `PruningTrainer` calls unconditionally and that do
+nothing here: `_begin_run(checkpoint)`, `_begin_epoch(epoch)`, `_end_epoch_extras(epoch)`, `_extra_record_rows(epoch)`,
+`_extra_record_metadata()`, `_record_signals()`, `_extra_pruning_logs(trained)`, `_save_checkpoint_extras(checkpoint)`
+and `_pruning_card_kwargs()`; `DynamicPruningTrainer` (`hf_prune.dynamic_trainer`) is built on them. Forward passes
+outside training (the clean view, a subclass's scoring pass) go through `_forward_pass`.
+
 What can go wrong, and what happens (each case is tested, see the README's "Reliability" section):
 
 * a transform, collator or dataset class that drops `sample_id`: cannot happen, ids ride beside the item;
@@ -23,7 +29,6 @@ What can go wrong, and what happens (each case is tested, see the README's "Reli
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
@@ -34,21 +39,25 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging
 
-from .config import PruningArguments, check_window_fits
+from .config import PruningArguments
 from .distributed import raise_on_every_rank
-from .dynamic.trainer_hooks import CHECKPOINT_DYNAMIC_DIR, TrainerDynamicPruning
+from .dyn_unc_window import check_dyn_unc_window
+from .models import TimmModuleForImageClassification, is_plain_timm_module
 from .provenance import infer_source
 from .record import ScoreRecord
 from .recording import DEFAULT_SIGNALS, Recorder, logits_of
 from .run_record import RunRecord, score_record_path
 from .sample_ids import (
+    DATASET_LABEL_COLUMNS,
     SAMPLE_ID_COLUMN,
     SampleIdCollator,
     SampleIdDataset,
     check_stream_ids,
     is_iterable_dataset,
     num_unpruned_samples,
+    row_fingerprint,
     sample_id_range,
 )
 from .trainer_hub import create_pruning_model_card, push_checkpoint_without_record, push_without_record
@@ -56,6 +65,8 @@ from .version import __version__
 
 
 __all__ = ["PruningArguments", "PruningTrainer"]
+
+logger = logging.get_logger(__name__)
 
 
 class _RecordingCallback(TrainerCallback):
@@ -67,21 +78,23 @@ class _RecordingCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         window = getattr(args, "dyn_unc_window", None)
         if window is not None and args.max_steps > 0:  # Trainer knows the number of epochs only now
-            check_window_fits(window, state.num_train_epochs)
+            check_dyn_unc_window(window, state.num_train_epochs, name="dyn_unc_window", epochs_name="num_train_epochs")
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
         self.trainer._align_record_to_epoch(epoch)
-        if getattr(self.trainer, "_dynamic", None) is not None:
-            # Before Trainer calls set_epoch and iterates: run the scoring pass if due, draw the epoch's selection.
-            self.trainer._dynamic.begin_epoch(epoch)
+        view = getattr(self.trainer, "_train_view", None)
+        if view is not None:
+            view.set_epoch(epoch)  # shared memory: loader workers, persistent ones included, see it
+        # Before Trainer calls set_epoch and iterates (a subclass draws the epoch's data here).
+        self.trainer._begin_epoch(epoch)
         try:  # a stream's loader has no length
             batches = len(train_dataloader) if train_dataloader is not None else None
         except TypeError:
             batches = None
         if batches:
-            # room for the epoch's rows up front (after the selection: its length), so that the recorder does not
-            # reallocate mid-epoch
+            # room for the epoch's rows up front (after _begin_epoch: the epoch's length), so that the recorder does
+            # not reallocate mid-epoch
             self.trainer.recorder.reserve(batches * args.per_device_train_batch_size)
         self.trainer._epoch_started = time.perf_counter()  # samples trained per second: training steps only
 
@@ -104,10 +117,10 @@ class PruningTrainer(Trainer):
 
     Every epoch it also logs, through `Trainer.log` (so TensorBoard, W&B... see them with `report_to`),
     `pruning/recorded_samples`, `pruning/samples_trained_per_second` (samples actually trained, not the dataset's
-    length), `pruning/clean_view_seconds` with `record_clean_view`, and for dynamic runs `pruning/kept`,
-    `pruning/kept_fraction`, `pruning/ever_selected_fraction` and `pruning/scoring_seconds`. `push_to_hub` leaves the
-    record out of the model repo (`score_record_repo_id=` publishes it to a dataset repo of its own) and the model
-    card says what the model was trained on (`pruned_list=`, a dynamic policy).
+    length) and `pruning/clean_view_seconds` with `record_clean_view`. `push_to_hub` leaves the record out of the model
+    repo (`score_record_repo_id=` publishes it to a dataset repo of its own) and the model card says what the model was
+    trained on (`pruned_list=`). Dynamic pruning (a policy re-selecting the data every epoch) is
+    `DynamicPruningTrainer` with `DynamicPruningArguments`.
 
     Args:
         clean_view_dataset (`datasets.Dataset`, *optional*):
@@ -130,12 +143,22 @@ class PruningTrainer(Trainer):
     """
 
     def __init__(self, *args, clean_view_dataset=None, record_metadata: dict[str, Any] | None = None, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        if is_plain_timm_module(model):
+            # `timm.create_model(...)` takes an image tensor, Trainer calls `model(pixel_values=..., labels=...)`:
+            # give it the image-classifier interface (the module itself is trained, as `trainer.model.model`)
+            logger.info(f"Wrapping the timm {type(model).__name__} as TimmModuleForImageClassification.")
+            wrapped = TimmModuleForImageClassification(model)
+            if "model" in kwargs:
+                kwargs["model"] = wrapped
+            else:
+                args = (wrapped, *args[1:])
         super().__init__(*args, **kwargs)
+        self._check_args()
         self.record_metadata = dict(record_metadata or {})
         self._epoch_started: float | None = None
         self._clean_view_seconds = 0.0
         self._samples_trained = 0
-        self._ever_trained = None
         if self.train_dataset is None:
             raise ValueError("PruningTrainer needs a `train_dataset`: it records per-sample dynamics of training.")
         signals = getattr(self.args, "record_signals", DEFAULT_SIGNALS)
@@ -168,11 +191,17 @@ class PruningTrainer(Trainer):
         self._run_record: RunRecord | None = None  # the record this run writes; set up by `train`
         self._trained_rows = 0  # samples this process trained on in the epoch in progress (for the epoch-end check)
         self._step_sample_ids: torch.Tensor | None = None
+        self._train_view: SampleIdDataset | None = None  # the training loader's view (augmentation epoch)
         self.add_callback(_RecordingCallback(self))
-        # Dynamic pruning (hf_prune.dynamic): the per-epoch sampler, its policy and InfoBatch's loss weights.
-        self._dynamic = None
+
+    def _check_args(self) -> None:
+        """Refuses arguments this trainer cannot honour (a subclass that can honour them overrides it)."""
         if getattr(self.args, "dynamic_policy", None) is not None:
-            self._dynamic = TrainerDynamicPruning(self)
+            raise TypeError(
+                f"{type(self).__name__} does not prune dynamically, but its arguments set dynamic_policy="
+                f"{self.args.dynamic_policy!r}. Use `DynamicPruningTrainer` (`from hf_prune import "
+                "DynamicPruningTrainer`) with these `DynamicPruningArguments`."
+            )
 
     def _check_ids_fit(self, dataset, name: str) -> None:
         # Refused here, on every rank alike, rather than by the main process alone at the end of the first epoch.
@@ -195,11 +224,6 @@ class PruningTrainer(Trainer):
     def score_record(self) -> ScoreRecord:
         """The run's `ScoreRecord` (read-only, memory-mapped), as of the last complete epoch."""
         return ScoreRecord.load(self.score_record_path)
-
-    @property
-    def dynamic_pruning(self):
-        """The `TrainerDynamicPruning` driving `args.dynamic_policy` (its `sampler`, `policy`, `timing`), or None."""
-        return self._dynamic
 
     # ------------------------------------------------------------------ dataloaders
 
@@ -239,7 +263,12 @@ class PruningTrainer(Trainer):
         elif self.args.remove_unused_columns:
             self._set_signature_columns_if_needed()
             keep = self._signature_columns  # as Trainer's RemoveColumnsCollator does, item-wise
-        wrapped = SampleIdDataset(inner, keep_keys=keep)
+        seed = None
+        if is_training and getattr(self.args, "reproducible_augmentation", True):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        wrapped = SampleIdDataset(inner, keep_keys=keep, augmentation_seed=seed)
+        if is_training:
+            self._train_view = wrapped  # on_epoch_begin hands it the epoch (its augmentation seeds)
         # The sampler sees the dataset itself (lengths for group_by_length, the dynamic sampler's positions).
         inner_sampler = (lambda _view: sampler_fn(inner)) if sampler_fn is not None else None
         return self._get_dataloader(wrapped, description, batch_size, inner_sampler, is_training)
@@ -252,67 +281,20 @@ class PruningTrainer(Trainer):
         if SAMPLE_ID_COLUMN not in self._signature_columns:
             self._signature_columns.append(SAMPLE_ID_COLUMN)
 
-    def _get_train_sampler(self, train_dataset=None):
-        # Dynamic pruning swaps Trainer's RandomSampler for a DynamicPruningSampler that yields only the epoch's
-        # selection. Its length is the same every epoch, because Trainer computes the steps per epoch, max_steps and
-        # the LR schedule once from len(dataloader). It is identical on every rank (seed, epoch, gathered score table)
-        # and a multiple of world_size x batch, so accelerate's BatchSamplerShard deals each selected sample to
-        # exactly one rank once per epoch. See DynamicPruningSampler for the cross-rank contract.
-        if self._dynamic is not None:
-            return self._dynamic.sampler
-        return super()._get_train_sampler(train_dataset)
-
-    # Varying epoch lengths (InfoBatch as published, RS2, SeTa): Trainer plans steps per epoch, max_steps and the LR
-    # schedule once from len(dataloader). These four overrides hand those decisions to the dynamic pruning hooks
-    # (hf_prune.dynamic.trainer_hooks explains the plan); for every other run they return Trainer's own values.
-
-    def set_initial_training_values(self, args, dataloader):
-        values = super().set_initial_training_values(args, dataloader)
-        if self._dynamic is not None:
-            values = self._dynamic.initial_training_values(args, dataloader, values)
-        return values
-
-    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint,
-                             trial):  # fmt: skip
-        epochs_trained, steps_trained = super()._init_training_state(
-            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
-        )
-        if self._dynamic is not None and resume_from_checkpoint is not None:
-            epochs_trained, steps_trained = self._dynamic.resume_position(
-                self.state.global_step, epochs_trained, steps_trained
-            )
-        return epochs_trained, steps_trained
-
-    def _run_epoch(self, *args, **kwargs):
-        if self._dynamic is not None:
-            bound = inspect.signature(super()._run_epoch).bind(*args, **kwargs)
-            a = bound.arguments
-            a["steps_in_epoch"], a["num_update_steps_per_epoch"] = self._dynamic.epoch_lengths(
-                a["epoch"], a["train_dataloader"], a["steps_in_epoch"], a["num_update_steps_per_epoch"]
-            )
-            args, kwargs = bound.args, bound.kwargs
-        return super()._run_epoch(*args, **kwargs)
-
-    def create_scheduler(self, num_training_steps, optimizer=None):
-        scheduler = super().create_scheduler(num_training_steps, optimizer)
-        if self._dynamic is not None:
-            self.lr_scheduler = self._dynamic.wrap_scheduler(scheduler, self._created_lr_scheduler)
-        return self.lr_scheduler
-
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         # Set up (or restore) the record before Trainer's loop starts; the loop itself is untouched.
         run_record = RunRecord(self.args, self.accelerator, self.recorder, self.num_samples, self._record_signals(),
                                self.train_dataset)  # fmt: skip
         checkpoint = run_record.resolve_checkpoint(resume_from_checkpoint)
+        self._check_ranks_train_the_same_data()
         window = getattr(self.args, "dyn_unc_window", None)
         if window is not None and self.args.max_steps <= 0:
-            check_window_fits(window, self.args.num_train_epochs)
+            check_dyn_unc_window(window, self.args.num_train_epochs, name="dyn_unc_window",
+                                 epochs_name="num_train_epochs")  # fmt: skip
         self._run_record = run_record
         self._trained_rows = run_record.prepare(checkpoint, metadata=self._record_metadata)
         try:
-            if self._dynamic is not None:
-                self._dynamic.start(checkpoint)  # fresh policy table, or the checkpoint's (same selections on resume)
-            self._samples_trained, self._ever_trained = 0, None
+            self._begin_run(checkpoint)
             output = super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
             run_record.finish()
         finally:
@@ -323,6 +305,29 @@ class PruningTrainer(Trainer):
         if runtime:
             output.metrics["train_samples_trained_per_second"] = round(self._samples_trained / runtime, 3)
         return output
+
+    def _check_ranks_train_the_same_data(self) -> None:
+        """Before the first step: every process must hold the same training rows, in the same order (one object
+        all-gather of each rank's `row_fingerprint`). Raises on every rank, naming the likely cause and the fix."""
+        if self.accelerator.num_processes == 1:
+            return
+        from accelerate.utils import gather_object
+
+        dataset = self.train_dataset
+        if is_iterable_dataset(dataset):
+            mine = None  # a stream has no rows to compare up front; its ids are checked per epoch (labels)
+        else:
+            mine = row_fingerprint(dataset) or f"{type(dataset).__name__} of {len(dataset)} rows"
+        prints = gather_object([mine])
+        if len(set(prints)) > 1:
+            shown = ", ".join(f"rank {r}: {p}" for r, p in enumerate(prints))
+            raise ValueError(
+                f"The ranks train on different data ({shown}): each process built its own training split and they "
+                "differ, so the record would key one rank's rows by another's ids. The usual cause is an unseeded "
+                "split or shuffle, e.g. the image-classification example's `train_test_split(0.15)` when the data has "
+                "no validation split: pass `seed=` (`train_test_split(0.15, seed=training_args.seed)`, "
+                "`.shuffle(seed=...)`), or build the split once and load the same one on every rank."
+            )
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         # The model must not see `sample_id`; compute_loss picks it up from here.
@@ -345,18 +350,14 @@ class PruningTrainer(Trainer):
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # The training step's own logits feed the recorder (no extra forward pass); outside training, or when the
+        # clean-view pass records instead, this is Trainer's compute_loss.
         ids = self._step_sample_ids
-        weighted = ids is not None and model.training and self._dynamic is not None and self._dynamic.weighted
-        if not weighted and (ids is None or not model.training or self.record_clean_view):
+        if ids is None or not model.training or self.record_clean_view:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = self._labels_of(inputs)
+        labels = self._labels_of(inputs)  # before Trainer's compute_loss, which may pop them
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        if weighted:
-            # InfoBatch: the model's loss is already a batch mean, so the per-sample 1/(1-r) weights are applied to
-            # a cross-entropy recomputed from the logits with reduction="none" (hf_prune.dynamic.loss).
-            loss = self._dynamic.weighted_loss(ids, logits_of(outputs), labels, num_items_in_batch)
-        if not self.record_clean_view:
-            self.recorder.add(ids, logits_of(outputs), labels)
+        self.recorder.add(ids, logits_of(outputs), labels)
         return (loss, outputs) if return_outputs else loss
 
     def _save_checkpoint(self, model, trial):
@@ -367,12 +368,14 @@ class PruningTrainer(Trainer):
         error = None
         try:
             self._run_record.save_to_checkpoint(checkpoint, self._trained_rows)
-            if self._dynamic is not None and self.accelerator.is_main_process:
-                self._dynamic.save(checkpoint / CHECKPOINT_DYNAMIC_DIR)  # the same on every rank: the main one writes
+            self._save_checkpoint_extras(checkpoint)
         except Exception as err:  # noqa: BLE001 - re-raised on every rank just below
             error = err
         raise_on_every_rank(error, self.accelerator, f"saving the score record into {checkpoint}")
-        super()._save_checkpoint(model, trial)
+        # a full disk inside Trainer's own save surfaces as torch's "unexpected pos" / "basic_ios::clear": one OSError
+        # naming the checkpoint and the free space instead (resume_from_checkpoint=True skips such a checkpoint)
+        with self._run_record.checkpoint_save_errors(checkpoint):
+            super()._save_checkpoint(model, trial)
 
     # ------------------------------------------------------------------ recording
 
@@ -386,8 +389,42 @@ class PruningTrainer(Trainer):
             "it: make the collator return `labels`, or name your label key in `label_names`."
         )
 
+    # ------------------------------------------------------------------ extension points (no-ops here)
+
+    def _begin_run(self, checkpoint: str | None) -> None:
+        """Called by `train` on every rank once the record is ready, before Trainer's loop: a fresh run, or one
+        resuming from `checkpoint`."""
+        self._samples_trained = 0
+
+    def _begin_epoch(self, epoch: int) -> None:
+        """Called on every rank at the start of `epoch`, before Trainer sets the sampler's epoch and iterates."""
+
+    def _end_epoch_extras(self, epoch: int) -> None:
+        """Called on every rank at the end of `epoch`, once its rows are checked and before they are written."""
+
+    def _extra_record_rows(self, epoch: int) -> dict[str, np.ndarray]:
+        """Whole rows `[n]` to write beside the recorded signals for `epoch` (main process; names from
+        `_record_signals`)."""
+        return {}
+
+    def _extra_record_metadata(self) -> dict[str, Any]:
+        """Entries merged into the record's metadata at every epoch end (main process)."""
+        return {}
+
     def _record_signals(self) -> list[str]:
-        return self.recorder.signals + (self._dynamic.record_signals if self._dynamic is not None else [])
+        """The signals the record holds: the recorded ones, plus those of `_extra_record_rows`."""
+        return list(self.recorder.signals)
+
+    def _extra_pruning_logs(self, trained: int) -> dict[str, float]:
+        """`pruning/...` entries added to the epoch's telemetry (`trained`: samples trained, all processes)."""
+        return {}
+
+    def _save_checkpoint_extras(self, checkpoint: Path) -> None:
+        """Writes a subclass's state into `checkpoint` (every rank calls it, before Trainer saves the checkpoint)."""
+
+    def _pruning_card_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for `create_pruning_model_card` (e.g. `dynamic=`: how the data was pruned)."""
+        return {}
 
     def _record_metadata(self) -> dict[str, Any]:
         model = self.accelerator.unwrap_model(self.model) if self.model is not None else None
@@ -401,6 +438,7 @@ class PruningTrainer(Trainer):
             "dataset_row_fingerprint": self._run_record.dataset_row_fingerprint(),
             **{f"dataset_{key}": value for key, value in _source_of(ds).items() if key != "fingerprint"},
             "dataset_num_rows": len(ds) if hasattr(ds, "__len__") else None,
+            "label_names": self._label_class_names(),
             "model": {
                 "class": type(model).__name__ if model is not None else None,
                 "name_or_path": getattr(config, "_name_or_path", None) or None,
@@ -434,16 +472,9 @@ class PruningTrainer(Trainer):
             self._clean_view_pass()
             self._clean_view_seconds = time.perf_counter() - started
         raise_on_every_rank(self._check_epoch_rows(epoch), self.accelerator, f"checking epoch {epoch}'s rows")
-        if self._dynamic is not None:
-            # The policy's score table is the same on every rank: (id, label, loss) triples of every rank's rows.
-            table = None
-            if self._dynamic.uses_train_losses:
-                table = self.recorder.gather(self.accelerator, signals=["loss"])
-            self._dynamic.end_epoch(epoch, table)
-        dynamic = self._dynamic
+        self._end_epoch_extras(epoch)
         self._run_record.write_epoch(  # every rank's rows, through the main process, into the record's next row
-            extra_rows=dynamic.record_rows if dynamic is not None else None,
-            extra_metadata=(lambda: {"dynamic": dynamic.metadata()}) if dynamic is not None else None,
+            extra_rows=self._extra_record_rows, extra_metadata=self._extra_record_metadata
         )
         self.log_pruning_metrics(epoch, train_seconds)
         self.recorder.reset()
@@ -533,7 +564,7 @@ class PruningTrainer(Trainer):
         create_pruning_model_card(
             self, language, license, tags, model_name, finetuned_from, tasks, dataset_tags, dataset, dataset_args,
             pruned_list=pruned_list, index_repo_id=index_repo_id, full_data_metrics=full_data_metrics,
-            score_record_repo_id=score_record_repo_id,
+            score_record_repo_id=score_record_repo_id, **self._pruning_card_kwargs(),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ telemetry
@@ -562,52 +593,84 @@ class PruningTrainer(Trainer):
             row = np.asarray(record.signal(self.recorder.signals[0])[epoch])
             recorded = int(np.isfinite(row).sum())
         logs: dict[str, float] = {"pruning/recorded_samples": recorded}  # counts stay ints in console logs
+        nonfinite = self._run_record.last_epoch_num_nonfinite if self._run_record is not None else None
+        if nonfinite is not None:  # seen with a NaN/inf loss or logits: recorded as such, not as unseen
+            logs["pruning/nonfinite_samples"] = int(nonfinite)
         if self.record_clean_view:
             logs["pruning/clean_view_seconds"] = round(self._clean_view_seconds, 4)
-        self._samples_trained += trained
+        # `train_samples_trained` counts distinct samples: a distributed sampler's padding repeats a few per epoch
+        self._samples_trained += self._distinct_trained(epoch, trained, record)
         if train_seconds:
             logs["pruning/samples_trained_per_second"] = round(trained / train_seconds, 3)
-        if self._dynamic is not None:
-            timing = self._dynamic.timing[-1] if self._dynamic.timing else {}
-            if self._ever_trained is None:
-                self._ever_trained = np.zeros(self.num_samples, dtype=bool)
-            selection = getattr(self._dynamic.sampler, "selection", None)
-            if getattr(selection, "ids", None) is not None:
-                chosen = np.asarray(self._dynamic.sample_ids[selection.ids], dtype=np.int64)
-                self._ever_trained[chosen[(chosen >= 0) & (chosen < self.num_samples)]] = True
-            kept = int(timing.get("num_selected", trained))
-            logs["pruning/kept"] = kept
-            logs["pruning/kept_fraction"] = round(kept / self.num_samples, 6)
-            logs["pruning/ever_selected_fraction"] = round(float(self._ever_trained.mean()), 6)
-            logs["pruning/scoring_seconds"] = round(float(timing.get("scoring_s", 0.0)), 4)
+        logs.update(self._extra_pruning_logs(trained))
         # Trainer.log resets control.should_log; at an epoch end that would swallow Trainer's own epoch log (loss).
         should_log = self.control.should_log
         self.log(dict(logs))
         self.control.should_log = should_log
         return logs
 
-    @torch.no_grad()
+    def _label_class_names(self) -> list[str] | None:
+        """The class names of the train dataset's label column when it is a `datasets.ClassLabel` (the column Trainer
+        reads: `label_names`, then the usual label columns), for the record and the lists exported from it."""
+        features = getattr(self.train_dataset, "features", None) or {}
+        for name in (*self.label_names, *DATASET_LABEL_COLUMNS):
+            names = getattr(features.get(name), "names", None)
+            if names:
+                return [str(n) for n in names]
+        return None
+
+    def _distinct_trained(self, epoch: int, trained: int, record: ScoreRecord | None) -> int:
+        """Distinct samples trained in `epoch` (every process gets the same number): the ids the record wrote for the
+        epoch when it records from the training step, else `trained` bounded by the dataset's length."""
+        if self.record_clean_view or is_iterable_dataset(self.train_dataset):
+            size = len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else trained
+            return min(trained, size)
+        seen = trained
+        if record is not None:
+            counts = record.metadata.get("epoch_num_seen") or []
+            seen = int(counts[epoch]) if epoch < len(counts) else trained
+        if self.accelerator.num_processes > 1:  # only the main process holds the record
+            from accelerate.utils import broadcast
+
+            seen = int(broadcast(torch.tensor([seen], dtype=torch.long, device=self.accelerator.device)).item())
+        return seen
+
+    # ------------------------------------------------------------------ forward passes outside training
+
     def _clean_view_pass(self) -> None:
         """The authors' variant: predictions on the un-augmented training set, model in eval mode."""
         self.recorder.reset()
+        self._forward_pass(self.clean_view_dataset, self.recorder, "Clean view")
+
+    @torch.no_grad()
+    def _forward_pass(self, dataset, recorder: Recorder, description: str) -> None:
+        """One pass of the model over `dataset` (eval mode, no grad, the eval batch size, sharded across ranks as
+        Trainer's eval loop): every batch's logits and labels go to `recorder`, keyed by sample id. The model's mode
+        is restored after it. Every rank calls it; an error on one rank is raised on all of them (no hang).
+
+        Args:
+            dataset: a map-style dataset of the training rows (ids as `sample_id_dataloader` gives them).
+            recorder (`Recorder`): receives `(ids, logits, labels)` of every batch, on the device.
+            description (`str`): the pass, for Trainer's logs and the error message (e.g. `"Clean view"`).
+        """
         model = self.model_wrapped if self.model_wrapped is not None else self.model
         was_training = model.training
         model.eval()
         error = None
         try:
-            for batch in self.sample_id_dataloader(self.clean_view_dataset, "Clean view"):
+            # Not `get_eval_dataloader`: with persistent workers it would hand back the cached eval loader.
+            for batch in self.sample_id_dataloader(dataset, description):
                 batch = self._prepare_inputs(batch)
                 ids = batch.pop(SAMPLE_ID_COLUMN)
                 labels = self._labels_of(batch)
                 with self.autocast_smart_context_manager():
                     outputs = model(**batch)
-                self.recorder.add(ids, logits_of(outputs), labels)
+                recorder.add(ids, logits_of(outputs), labels)
         except Exception as err:  # noqa: BLE001 - a map-style eval loader holds no collective: safe to stop here
             error = err
         finally:
             model.train(was_training)
-        raise_on_every_rank(error, self.accelerator, "the clean-view pass")
-
+        raise_on_every_rank(error, self.accelerator, f"the {description.lower()} pass")
 
 def _source_of(dataset) -> dict[str, Any]:
     """Split, config and Hub revision of a `datasets.Dataset`, for the record's provenance (exports read them)."""

@@ -43,6 +43,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from hf_prune import PruningArguments, PruningTrainer, get_strategy
 from hf_prune.console import banner, label_progress_bars, logger, phase, setup_logging
+from hf_prune.dyn_unc_window import check_dyn_unc_window
 from hf_prune.export import push_results_to_hub, save_results
 from hf_prune.metrics import accuracy_metrics
 from hf_prune.plots import data_map
@@ -98,13 +99,7 @@ def build_parser():
 def check_before_training(script: PruningScriptArguments, args: PruningArguments, task) -> str | None:
     """Everything that would otherwise fail after a whole training run; returns the checkpoint to resume from."""
     epochs = math.ceil(args.num_train_epochs) if args.max_steps <= 0 else None
-    if script.window < 2:
-        raise ValueError(f"--window must be at least 2 (a std over one epoch is undefined); got {script.window}.")
-    if epochs is not None and script.window >= epochs:
-        raise ValueError(
-            f"--window {script.window} needs more epochs: Dyn-Unc averages K - J windows of J epochs, so J must be "
-            f"below --num_train_epochs ({epochs}). Use --window {max(2, epochs - 1)} or more epochs."
-        )
+    check_dyn_unc_window(script.window, epochs, name="--window", epochs_name="--num_train_epochs")
     if hasattr(args, "dyn_unc_window"):
         args.dyn_unc_window = script.window  # the trainer checks it again before training
     for ratio in script.prune_ratios:

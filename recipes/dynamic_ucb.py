@@ -1,4 +1,5 @@
-"""Dynamic data pruning with UCB (Raju et al. 2021, Eq. 3-4) in `PruningTrainer`, against full training: prints test
+"""Dynamic data pruning with UCB (Raju et al. 2021, Eq. 3-4) in `DynamicPruningTrainer`, against full training (a
+`PruningTrainer` with the same arguments, no pruning): prints test
 accuracy and wall time (scoring passes included) of both, writes the always / sometimes / never selection histogram
 (Raju et al. Fig. 3) and a static `PruneResult` of the most often selected samples.
 
@@ -8,9 +9,11 @@ Launch (single process, or any Accelerate / torchrun setup):
     python recipes/dynamic_ucb.py --max_train_samples 2000 --num_train_epochs 2   # quick run (CI)
     torchrun --nproc_per_node 2 recipes/dynamic_ucb.py --max_train_samples 4000 --num_train_epochs 4
     python recipes/dynamic_ucb.py --dynamic_policy infobatch --dynamic_prune_ratio 0.3   # any registered policy
+    python recipes/dynamic_ucb.py --dynamic_policy_kwargs '{"c": 2.0, "alpha": 0.8}'      # the policy's own parameters
 
-Every `PruningArguments` flag works, e.g. `--dynamic_prune_ratio 0.7 --pruning_period 10 --dynamic_scoring pass
---dynamic_c 1.0 --dynamic_alpha 0.8`; `--skip_full` trains only the pruned run. For ImageNet as in the paper's
+Every `DynamicPruningArguments` flag works, e.g. `--dynamic_prune_ratio 0.7 --pruning_period 10 --dynamic_scoring
+pass`; a policy's own parameters go into `--dynamic_policy_kwargs` as JSON (UCB: `c`, `alpha`, `class_balanced`;
+unknown keys are refused with the accepted ones); `--skip_full` trains only the pruned run. For ImageNet as in the paper's
 appendix: `--dataset_name ILSVRC/imagenet-1k --eval_split validation --model_name_or_path resnet18 --from_scratch`.
 
 Outputs under `--output_dir`: `full/` and `dynamic/` runs (each with its `scores/` record; the dynamic record holds the
@@ -31,7 +34,7 @@ from pathlib import Path
 from accelerate import PartialState
 from transformers import set_seed
 
-from hf_prune import PruningArguments, PruningTrainer
+from hf_prune import DynamicPruningArguments, DynamicPruningTrainer, PruningArguments, PruningTrainer
 from hf_prune.console import banner, format_fractions, label_progress_bars, logger, phase, setup_logging
 from hf_prune.dynamic import plot_selection_histogram, selection_counts, selection_groups, static_result_from_selection
 from hf_prune.metrics import accuracy_metrics
@@ -62,7 +65,7 @@ RECIPE_DEFAULTS = dict(
 
 
 def build_parser():
-    dataclass_types = (ModelArguments, DataArguments, ScriptArguments, PruningArguments)
+    dataclass_types = (ModelArguments, DataArguments, ScriptArguments, DynamicPruningArguments)
     return recipe_parser(dataclass_types, __doc__.split("\n\n")[0], {**RECIPE_DEFAULTS, "model_name_or_path": "resnet_fmnist"})
 
 
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def run(run_args: PruningArguments, label: str) -> tuple[PruningTrainer, dict]:
         set_seed(run_args.seed)
-        trainer = PruningTrainer(
+        dynamic = isinstance(run_args, DynamicPruningArguments)
+        trainer = (DynamicPruningTrainer if dynamic else PruningTrainer)(
             model=task.new_model(), args=run_args, train_dataset=task.train, eval_dataset=task.eval,
             # the scoring pass of dynamic_scoring="pass" sees the eval transform
             clean_view_dataset=task.clean_view, data_collator=task.collator, compute_metrics=accuracy_metrics(),
@@ -110,12 +114,12 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
-        timing = trainer.dynamic_pruning.timing if trainer.dynamic_pruning is not None else []
+        timing = trainer.dynamic_timing if dynamic else []
         metrics = trainer.evaluate()
         trainer.save_metrics("eval", metrics)
         return trainer, {
-            "policy": run_args.dynamic_policy or "full",
-            "prune_ratio": run_args.dynamic_prune_ratio if run_args.dynamic_policy else 0.0,
+            "policy": run_args.dynamic_policy if dynamic else "full",
+            "prune_ratio": run_args.dynamic_prune_ratio if dynamic else 0.0,
             "accuracy": metrics["eval_accuracy"],
             "wall_s": wall,
             "scoring_s": float(sum(t["scoring_s"] for t in timing)),
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs = []
     if not script.skip_full:
         phase(1, phases, "Training on the full data")
-        full_args = dataclasses.replace(args, output_dir=f"{args.output_dir}/full", dynamic_policy=None)
+        full_args = args.pruning_arguments(output_dir=f"{args.output_dir}/full")  # the same run, no dynamic pruning
         runs.append(run(full_args, f"[1/{phases}] full data")[1])
     phase(phases, phases, f"Training with {args.dynamic_policy}, {args.dynamic_prune_ratio:.0%} removed per epoch")
     dyn_args = dataclasses.replace(args, output_dir=f"{args.output_dir}/dynamic")

@@ -1,7 +1,7 @@
-"""Worker for test_dynamic_distributed.py, run under `torchrun --nproc_per_node 2`: dynamic pruning in PruningTrainer
-on a dataset whose length (101) is not a multiple of world size x batch. Every rank logs the ids its training_step
-really received, its epoch selections, its policy table and its InfoBatch weights, and writes them to
-`<out>.rank<r>.json`; the test compares the ranks."""
+"""Worker for test_dynamic_distributed.py, run under `torchrun --nproc_per_node 2`: dynamic pruning in
+`DynamicPruningTrainer` on a dataset whose length (101) is not a multiple of world size x batch. Every rank logs the
+ids its training_step really received, its epoch selections, its policy table and its InfoBatch weights, and writes
+them to `<out>.rank<r>.json`; the test compares the ranks."""
 
 import json
 import os
@@ -12,16 +12,16 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from hf_prune import PruningArguments, PruningTrainer
+from hf_prune import DynamicPruningArguments, DynamicPruningTrainer
 from hf_prune.dynamic import DynamicPruningDataset, get_policy
 from tests.trainer_utils import collate, small_image_dataset, timm_model
 
 
-class LoggingTrainer(PruningTrainer):
+class LoggingTrainer(DynamicPruningTrainer):
     """Logs (epoch, sample ids) of every micro-batch and the selection of every epoch, from the sampler itself."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        sampler = self.dynamic_pruning.sampler
+        sampler = self.dynamic_sampler
         self.log_steps.append((sampler.epoch, inputs["sample_id"].tolist()))
         self.log_selections.setdefault(sampler.epoch, sampler.selection.ids.tolist())
         self.log_orders.setdefault(sampler.epoch, sampler.indices().tolist())  # the epoch's full order
@@ -32,7 +32,7 @@ class LoggingTrainer(PruningTrainer):
 
 def run(out, name, n, **dynamic):
     ds = small_image_dataset(n)
-    args = PruningArguments(
+    args = DynamicPruningArguments(
         output_dir=f"{out}.{name}", num_train_epochs=3, per_device_train_batch_size=4, gradient_accumulation_steps=2,
         report_to=[], remove_unused_columns=False, save_strategy="no", disable_tqdm=True, use_cpu=True, seed=0,
         learning_rate=1e-3, **dynamic,
@@ -40,7 +40,7 @@ def run(out, name, n, **dynamic):
     trainer = LoggingTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     trainer.log_steps, trainer.log_selections, trainer.log_weights, trainer.log_orders = [], {}, {}, {}
     trainer.train()
-    sampler = trainer.dynamic_pruning.sampler
+    sampler = trainer.dynamic_sampler
     result = {
         "rank": trainer.accelerator.process_index,
         "world_size": trainer.accelerator.num_processes,
@@ -48,7 +48,7 @@ def run(out, name, n, **dynamic):
         "global_step": trainer.state.global_step,
         "max_steps": trainer.state.max_steps,
         "last_lr": trainer.lr_scheduler.get_last_lr()[0],
-        "epoch_log": {str(k): v for k, v in trainer.dynamic_pruning.epoch_log.items()},
+        "epoch_log": trainer.epoch_plan.state_dict(),
         "steps": trainer.log_steps,
         "selections": {str(k): v for k, v in trainer.log_selections.items()},
         "weights": {str(k): v for k, v in trainer.log_weights.items()},

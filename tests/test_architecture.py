@@ -1,8 +1,13 @@
 """The package's layering stays true: walking every module of `hf_prune/` with `ast` (module-level *and* function-level
 imports, `TYPE_CHECKING` blocks included), no module imports from a floor above its own, no private name crosses a
-module boundary, and the import graph has no cycle."""
+module boundary, and the import graph has no cycle. And the training path stays light: importing the trainers loads
+nothing beyond what `transformers.trainer` loads but hf_prune's own training-path modules (checked in a fresh
+interpreter, by `sys.modules`)."""
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +21,17 @@ PACKAGE = REPO_ROOT / "hf_prune"
 # "Layout" table of the README.
 FLOORS = [
     ("version", "citations", "sample_ids", "provenance", "selection", "registry", "models", "distributed", "console",
-     "metrics", "metric_scripts"),
+     "metrics", "metric_scripts", "method_config", "dyn_unc_window"),
     ("recording", "data", "task"),
     ("record",),
     ("stats", "run_record"),
     ("plots",),
     ("export",),
     ("result",),
-    ("kmeans", "features", "grad_norms"),
+    ("kmeans", "features", "grad_norms", "importers"),
     ("strategies", "dynamic"),
-    ("config", "trainer_hub"),
-    ("trainer",),
+    ("config", "dynamic_config", "trainer_hub"),
+    ("trainer", "dynamic_trainer"),
     ("cli",),
 ]
 
@@ -140,3 +145,36 @@ def test_the_check_catches_what_it_should(tmp_path, monkeypatch):
     assert "hf_prune.trainer" in {t for t, _, _ in imports_of(module)}
     with pytest.raises(AssertionError, match="hf_prune.selection:.*imports hf_prune.trainer"):
         test_no_module_imports_from_a_floor_above()
+
+
+# What training never needs: exports and cards, plots (matplotlib), results, static strategies, the CLI, the selection
+# analysis of a finished dynamic run, features and k-means.
+NOT_ON_THE_TRAINING_PATH = ("hf_prune.export", "hf_prune.plots", "hf_prune.result", "hf_prune.strategies",
+                            "hf_prune.cli", "hf_prune.dynamic.analysis", "hf_prune.features", "hf_prune.kmeans",
+                            "hf_prune.importers")  # fmt: skip
+
+IMPORT_PROBE = """
+import json, sys
+import transformers.trainer
+before = set(sys.modules)
+import {module}
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.parametrize("module", ["hf_prune.trainer", "hf_prune.dynamic_trainer"])
+def test_the_trainers_import_nothing_training_does_not_need(module):
+    """Issue 22: `import hf_prune.trainer` (and the dynamic trainer) adds to what `transformers.trainer` loads only
+    hf_prune's training-path modules (and, at most, standard-library ones): no export, plotting or result module, no
+    matplotlib, no other third-party package."""
+    probe = IMPORT_PROBE.format(module=module)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    new = json.loads(out.stdout.strip().splitlines()[-1])
+    assert module in new
+    ours = [m for m in new if m == "hf_prune" or m.startswith("hf_prune.")]
+    off_path = [m for m in ours if m.startswith(NOT_ON_THE_TRAINING_PATH)]
+    assert not off_path, f"import {module} loads modules training does not need: {off_path}"
+    others = {m.split(".")[0] for m in new if m not in ours} - set(sys.stdlib_module_names) - {"_distutils_hack"}
+    assert not others, f"import {module} loads packages transformers.trainer does not: {sorted(others)}"
+    assert not any(m.split(".")[0] == "matplotlib" for m in new)

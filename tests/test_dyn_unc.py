@@ -147,7 +147,7 @@ def test_bad_prune_ratio(ratio):
 
 def test_window_at_or_above_epochs():
     record = ScoreRecord.from_arrays({"p_target": np.random.rand(10, 10)})
-    with pytest.raises(ValueError, match="window=10 must be below the number of recorded epochs \\(10\\)"):
+    with pytest.raises(ValueError, match="window=10 needs more epochs than the recorded epochs \\(10\\)"):
         get_strategy("dyn_unc", window=10).select(record, 0.25)
     with pytest.raises(ValueError, match="window must be an integer >= 2"):
         get_strategy("dyn_unc", window=1)

@@ -1,8 +1,10 @@
 """hf_prune.dynamic: policy maths against naive references, the sampler's contract (constant length, determinism,
 pruning period, state), InfoBatch's unbiasedness on a toy problem, the IterableDataset view, selection analysis, and
-bad inputs. PruningTrainer integration (single process: lengths, record, weights, resume) is at the end; the
+bad inputs. DynamicPruningTrainer integration (single process: lengths, record, weights, resume) is at the end; the
 2-process torchrun test is in test_dynamic_distributed.py."""
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -10,14 +12,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_prune import PruningArguments, PruningTrainer, ScoreRecord
+from hf_prune import DynamicPruningArguments, DynamicPruningTrainer, PruningArguments, PruningTrainer, ScoreRecord
+from hf_prune.dynamic import POLICIES as REGISTRY
 from hf_prune.dynamic import (
+    DynamicPolicy,
     DynamicPruningDataset,
     DynamicPruningSampler,
+    PolicyConfig,
+    Selection,
     get_policy,
     list_policies,
     num_kept,
     plot_selection_histogram,
+    register_policy,
     selection_counts,
     selection_groups,
     static_result_from_selection,
@@ -62,6 +69,30 @@ def test_registry_lists_every_policy_and_rejects_unknowns():
         get_policy("nope")
     with pytest.raises(TypeError, match="unknown parameter"):
         get_policy("ucb", epsilon=0.1)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_policies_are_configured_like_strategies(name):
+    """Each policy has a config dataclass registered with it: keywords and config build the same policy, the checks
+    live in the config, and the parameters round-trip through JSON."""
+    cls = REGISTRY.get(name)
+    config_class = cls.config_class
+    assert issubclass(config_class, PolicyConfig) and config_class is not PolicyConfig
+    assert all(f.metadata.get("help") for f in dataclasses.fields(config_class))
+    params = {"prune_ratio": 0.3, **{k: v for k, v in FIXED.get(name, VARYING.get(name, {})).items()}}
+    by_keywords = get_policy(name, **params)
+    by_config = get_policy(name, config=config_class(**params))
+    assert by_keywords.config == by_config.config == cls(**params).config
+    assert by_keywords.params == by_config.config.to_dict() and by_keywords.prune_ratio == 0.3
+    assert config_class.from_json_string(json.dumps(by_keywords.params)) == by_keywords.config
+    assert set(REGISTRY.parameters(name)) == set(config_class.field_names())
+    with pytest.raises(TypeError, match="either a config or keyword parameters"):
+        get_policy(name, config=config_class(), prune_ratio=0.3)
+    with pytest.raises(ValueError, match="prune_ratio must be in \\[0, 1\\)"):
+        config_class(prune_ratio=1.0)
+    other = next(n for n in REGISTRY.names() if REGISTRY.get(n).config_class is not config_class)
+    with pytest.raises(TypeError, match=f"{cls.__name__} takes a {config_class.__name__}"):
+        cls(REGISTRY.get(other).config_class())
 
 
 @pytest.mark.parametrize("alpha", [0.8, 0.3])
@@ -305,8 +336,8 @@ def test_iterable_view_with_dataloader_and_accelerate():
     from torch.utils.data import DataLoader
 
     ds = small_image_dataset(37)
-    view = DynamicPruningDataset(ds, get_policy("infobatch", prune_ratio=0.5, num_epochs=4), seed=0, multiple_of=4)
-    assert len(view) == 37  # InfoBatch's first epoch is the full data
+    view = DynamicPruningDataset(ds, get_policy("infobatch", prune_ratio=0.5, num_epochs=4), seed=0, batch_size=4)
+    assert len(view) == 36  # InfoBatch's first epoch is the full data, fitted to whole batches: 37 -> 36
     accelerator = Accelerator(cpu=True)
 
     def collate_view(rows):
@@ -330,7 +361,8 @@ def test_iterable_view_with_dataloader_and_accelerate():
         np.testing.assert_allclose(weights, view.loss_weights(torch.tensor(ids)).numpy())
         assert not np.isnan(view.policy.scores()[ids]).any()  # end_epoch fed every trained sample's loss
         epochs.append(ids)
-    assert len(epochs[1]) < 37 and max(weights) == 2.0  # epoch 1 pruned half the below-mean samples, weight 2
+    assert len(epochs[1]) < 36 and max(weights) == 2.0  # epoch 1 pruned half the below-mean samples, weight 2
+    assert all(len(ids) % 4 == 0 for ids in epochs)
     # worker sharding: 2 workers together still yield every id once
     loader = DataLoader(view, batch_size=4, collate_fn=collate_view, num_workers=2)
     ids = [i for b in loader for i in b["sample_id"].tolist()]
@@ -366,7 +398,7 @@ def make_args(tmp_path, **kw):
         dataloader_num_workers=0, use_cpu=True, dynamic_policy="ucb", dynamic_prune_ratio=0.5,
     )  # fmt: skip
     defaults.update(kw)
-    return PruningArguments(**defaults)
+    return DynamicPruningArguments(**defaults)
 
 
 @pytest.mark.parametrize(
@@ -377,11 +409,12 @@ def make_args(tmp_path, **kw):
         ({"pruning_period": 0}, "pruning_period must be an integer >= 1"),
         ({"dynamic_policy": "ucbb"}, "Unknown dynamic_policy 'ucbb'"),
         ({"dynamic_scoring": "eval"}, "dynamic_scoring must be 'pass'"),
-        ({"dynamic_alpha": 0.0}, "alpha must be in \\(0, 1\\]"),
-        ({"dynamic_policy": "epsilon_greedy", "dynamic_epsilon": 2.0}, "epsilon must be in \\[0, 1\\]"),
+        ({"dynamic_policy_kwargs": {"alpha": 0.0}}, "alpha must be in \\(0, 1\\]"),
+        ({"dynamic_policy": "epsilon_greedy", "dynamic_policy_kwargs": {"epsilon": 2.0}},
+         "epsilon must be in \\[0, 1\\]"),
         ({"dynamic_policy": "rs2", "pruning_period": 2}, "use pruning_period=1"),
-        ({"dynamic_policy": "seta", "seta_window_scale": 0.0}, "window_scale must be in"),
-        ({"dynamic_policy": "infobatch", "infobatch_delta": 0.0}, "delta must be in"),
+        ({"dynamic_policy": "seta", "dynamic_policy_kwargs": {"window_scale": 0.0}}, "window_scale must be in"),
+        ({"dynamic_policy": "infobatch", "dynamic_policy_kwargs": {"delta": 0.0}}, "delta must be in"),
     ],
 )
 def test_bad_arguments_get_clear_errors(tmp_path, kw, match):
@@ -397,16 +430,60 @@ def test_train_loss_scoring_adds_the_loss_signal(tmp_path):
     assert make_args(tmp_path, record_signals=["p_target"], dynamic_scoring="pass").record_signals == ["p_target"]
 
 
+def test_each_trainer_refuses_the_other_ones_arguments(tmp_path):
+    ds = small_image_dataset(16)
+    with pytest.raises(TypeError, match="PruningTrainer does not prune dynamically.*Use `DynamicPruningTrainer`"):
+        PruningTrainer(model=timm_model(), args=make_args(tmp_path), train_dataset=ds, data_collator=collate)
+    plain = PruningArguments(output_dir=str(tmp_path / "plain"), report_to=[], use_cpu=True)
+    with pytest.raises(TypeError, match="DynamicPruningTrainer needs `DynamicPruningArguments`.*got PruningArguments"):
+        DynamicPruningTrainer(model=timm_model(), args=plain, train_dataset=ds, data_collator=collate)
+
+
+def test_a_new_policy_is_one_class_and_its_config(tmp_path, monkeypatch):
+    """Adding a policy touches its own module only: registered with its config, it is validated by
+    `DynamicPruningArguments` (its own keys in `dynamic_policy_kwargs`) and run by `DynamicPruningTrainer`."""
+    monkeypatch.setattr(REGISTRY, "_classes", dict(REGISTRY._classes))  # registered for this test only
+
+    @dataclasses.dataclass
+    class EveryOtherConfig(PolicyConfig):
+        offset: int = dataclasses.field(default=0, metadata={"help": "first sample kept, 0 or 1"})
+
+        def __post_init__(self):
+            super().__post_init__()
+            if self.offset not in (0, 1):
+                raise ValueError(f"offset must be 0 or 1; got {self.offset}.")
+
+    @register_policy
+    class EveryOther(DynamicPolicy):
+        name, summary, config_class, uses_scores = "every_other", "every other sample", EveryOtherConfig, False
+
+        def _select(self, epoch, num_keep, rng):
+            return Selection(np.arange(self.config.offset, self.num_samples, 2)[:num_keep])
+
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['c'\].*it accepts \['offset'\]"):
+        make_args(tmp_path, dynamic_policy="every_other", dynamic_policy_kwargs={"c": 1.0})
+    with pytest.raises(ValueError, match="offset must be 0 or 1"):
+        make_args(tmp_path, dynamic_policy="every_other", dynamic_policy_kwargs={"offset": 2})
+    args = make_args(tmp_path, dynamic_policy="every_other", dynamic_policy_kwargs={"offset": 1}, num_train_epochs=1)
+    trainer = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=small_image_dataset(32),
+                                    data_collator=collate)  # fmt: skip
+    trainer.train()
+    selected = np.asarray(trainer.score_record.signal("selected"))[0]
+    assert selected.tolist() == [0.0, 1.0] * 16  # the odd samples: 16 = 2 batches of 8
+    assert trainer.score_record.metadata["dynamic"]["params"] == {"prune_ratio": 0.5, "offset": 1}
+
+
 def test_trainer_constant_steps_record_and_timing(tmp_path):
     ds = small_image_dataset(101)
     args = make_args(tmp_path, dynamic_policy="epsilon_greedy", dynamic_scoring="pass", pruning_period=2)
-    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    trainer = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     out = trainer.train()
-    assert len(trainer.get_train_dataloader()) == 7  # 56 = 101 - 50 rounded up to 8, in batches of 8
+    # one process, no drop_last: nothing is padded or dropped, so the policy keeps its own count, 101 - 50 = 51
+    assert len(trainer.get_train_dataloader()) == 7  # 6 batches of 8 and one of 3
     assert out.global_step == 3 * 7
     record = trainer.score_record
     selected = record.signal("selected")
-    assert selected.shape == (3, 101) and (selected.sum(1) == 56).all()
+    assert selected.shape == (3, 101) and (selected.sum(1) == 51).all()
     np.testing.assert_array_equal(selected[0], selected[1])  # pruning_period = 2
     np.testing.assert_array_equal(~np.isnan(record.signal("loss")), selected == 1)  # trained on exactly those
     timing = record.metadata["dynamic"]["epochs"]
@@ -419,12 +496,11 @@ def test_trainer_constant_steps_record_and_timing(tmp_path):
 def test_trainer_applies_infobatch_weights_in_compute_loss(tmp_path):
     ds = small_image_dataset(40)
     args = make_args(tmp_path, dynamic_policy="infobatch", dynamic_prune_ratio=0.25, num_train_epochs=4)
-    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
-    dyn = trainer.dynamic_pruning
-    dyn.start(None)
-    dyn.sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40) ** 2)
-    dyn.sampler.set_epoch(1)
-    assert dyn.weighted
+    trainer = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    sampler = trainer.dynamic_sampler
+    sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40) ** 2)
+    sampler.set_epoch(1)
+    assert sampler.weighted
     ids = torch.arange(8)
     batch = collate([ds[i] for i in range(8)])
     model = trainer.model.train()
@@ -433,7 +509,7 @@ def test_trainer_applies_infobatch_weights_in_compute_loss(tmp_path):
     loss = trainer.compute_loss(model, dict(batch))
     trainer._step_sample_ids = None
     logits = model(pixel_values=batch["pixel_values"]).logits
-    weights = dyn.sampler.loss_weights(ids)
+    weights = sampler.loss_weights(ids)
     assert not torch.allclose(weights, torch.ones(8))
     expected = (weights * F.cross_entropy(logits, batch["labels"], reduction="none")).mean()
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-5)
@@ -442,17 +518,17 @@ def test_trainer_applies_infobatch_weights_in_compute_loss(tmp_path):
 def test_resume_mid_run_gives_the_same_selections(tmp_path):
     ds = small_image_dataset(61)
     kw = dict(dynamic_policy="ucb", dynamic_scoring="train_loss", num_train_epochs=4, per_device_train_batch_size=8)
-    full = PruningTrainer(model=timm_model(), args=make_args(tmp_path / "a", **kw), train_dataset=ds,
-                          data_collator=collate)  # fmt: skip
+    full = DynamicPruningTrainer(model=timm_model(), args=make_args(tmp_path / "a", **kw), train_dataset=ds,
+                                 data_collator=collate)  # fmt: skip
     full.train()
     expected = np.asarray(full.score_record.signal("selected"))
     # 61 - 30 = 31 -> 32 kept: 4 steps per epoch. Checkpoint at step 6 (mid epoch 1) and step 8 (end of epoch 1).
     args = make_args(tmp_path / "b", save_strategy="steps", save_steps=2, **kw)
-    first = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    first = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     first.train()
     np.testing.assert_array_equal(np.asarray(first.score_record.signal("selected")), expected)
     for step in (6, 8):
-        resumed = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+        resumed = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
         resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "run" / f"checkpoint-{step}"))
         np.testing.assert_array_equal(np.asarray(resumed.score_record.signal("selected")), expected)
         assert resumed.state.global_step == 16

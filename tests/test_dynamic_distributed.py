@@ -64,27 +64,25 @@ def test_ranks_agree_and_each_selected_sample_is_used_once(torchrun_results):
 
 
 @pytest.mark.slow
-def test_infobatch_varying_epochs_agree_across_ranks_and_pad_with_the_first_ids(torchrun_results):
+def test_infobatch_varying_epochs_agree_across_ranks_and_use_each_selected_sample_once(torchrun_results):
     r0, r1 = torchrun_results["infobatch"]
     assert r0["selections"] == r1["selections"] and r0["orders"] == r1["orders"]
     assert r0["weights"] == r1["weights"] and list(r0["weights"]) == ["1"]  # weighted only in the pruned epoch
     assert r0["policy_scores"] == r1["policy_scores"]  # same table from gathered training losses
     lengths = [len(r0["selections"][str(e)]) for e in range(3)]
-    # epoch 0 full, epoch 1 pruned (r = 0.5 of the below-mean samples), epoch 2 = floor(0.875 * 3): annealing, full
-    assert lengths[0] == lengths[2] == 101 and lengths[1] < 101
+    # epoch 0 full, epoch 1 pruned (r = 0.5 of the below-mean samples), epoch 2 = floor(0.875 * 3): annealing, full;
+    # every epoch fitted to whole distributed batches (2 x 4): the full epochs 101 -> 96, 5 samples sit them out
+    assert lengths[0] == lengths[2] == 96 and lengths[1] < 96 and all(k % 8 == 0 for k in lengths)
     ids0, ids1 = per_epoch_ids(r0), per_epoch_ids(r1)
     steps = 0
     for epoch in range(3):
         selection, order, k = r0["selections"][str(epoch)], r0["orders"][str(epoch)], lengths[epoch]
         assert sorted(order) == selection
         used = Counter(ids0[epoch] + ids1[epoch])
-        assert sorted(used) == selection
-        # batches of 4 over 2 ranks: accelerate completes the last round with the first 8 ceil(k / 8) - k ids
-        pad = 8 * math.ceil(k / 8) - k
-        assert sorted(i for i, c in used.items() if c > 1) == sorted(order[:pad])
+        assert sorted(used) == selection and set(used.values()) == {1}  # each selected sample once, nothing padded
         seen = r0["record_loss_seen"][epoch]
         assert [i for i, s in enumerate(seen) if s] == selection  # recorded once each
-        per_rank = math.ceil(k / 8)
+        per_rank = k // 8
         assert r0["epoch_log"][str(epoch)] == {"start_step": steps, "steps": math.ceil(per_rank / 2)}
         steps += math.ceil(per_rank / 2)
     assert r0["global_step"] == r0["max_steps"] == steps  # max_steps refined to the steps taken

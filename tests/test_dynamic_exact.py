@@ -6,9 +6,6 @@ below pin the pieces (fitting to whole batches, the refusal without a batch size
 state for persistent workers) on one process."""
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -18,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from hf_prune.dynamic import DynamicPruningDataset, DynamicPruningSampler, get_policy, list_policies
 from hf_prune.selection import fit_to_batches
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_torchrun
 
 
 # ---------------------------------------------------------------------------------------------- the grid (torchrun)
@@ -29,11 +26,7 @@ def grid_results(request, tmp_path_factory):
     world = request.param
     tmp = tmp_path_factory.mktemp(f"exact_world{world}")
     out = tmp / "result"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(world), "--master_port", "0",
-           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
-           str(REPO_ROOT / "tests" / "dist_exact_worker.py"), str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=900)
+    proc = run_torchrun("dist_exact_worker.py", str(out), cwd=tmp, nproc=world, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ranks = [json.loads((tmp / f"result.rank{r}.json").read_text()) for r in range(world)]
     assert all(r["world_size"] == world for r in ranks)

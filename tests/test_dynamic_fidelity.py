@@ -1,6 +1,6 @@
 """Dynamic policies against independent re-implementations of their *authors' code* (InfoBatch's `infobatch.py`,
 RS2's `UniformNoReplacement`, SeTa's `seta.py`), on inputs where the rules differ from simpler readings; and
-InfoBatch inside `PruningTrainer`: varying epoch lengths, `max_steps`, the LR schedule ending at its end value,
+InfoBatch inside `DynamicPruningTrainer`: varying epoch lengths, `max_steps`, the LR schedule ending at its end value,
 resume, and no host synchronisation in the training step."""
 
 import math
@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from hf_prune import PruningArguments, PruningTrainer
+from hf_prune import DynamicPruningArguments, DynamicPruningTrainer
 from hf_prune.dynamic import DynamicPruningSampler, get_policy, num_kept
 from hf_prune.dynamic.seta import kmeans_1d, seta_window
 from tests.trainer_utils import collate, small_image_dataset
@@ -275,7 +275,7 @@ def infobatch_args(tmp_path, **kw):
         logging_strategy="no",
     )  # fmt: skip
     defaults.update(kw)
-    return PruningArguments(**defaults)
+    return DynamicPruningArguments(**defaults)
 
 
 def official_counts_from_record(record, ratio, num_epochs, delta=0.875):
@@ -300,8 +300,8 @@ def official_counts_from_record(record, ratio, num_epochs, delta=0.875):
 def test_trainer_runs_infobatch_epochs_of_their_own_length(tmp_path):
     n, batch = 61, 8
     ds = small_image_dataset(n)
-    trainer = PruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path), train_dataset=ds,
-                             data_collator=collate)  # fmt: skip
+    trainer = DynamicPruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path), train_dataset=ds,
+                                    data_collator=collate)  # fmt: skip
     out = trainer.train()
     record = trainer.score_record
     selected = np.asarray(record.signal("selected"))
@@ -312,16 +312,16 @@ def test_trainer_runs_infobatch_epochs_of_their_own_length(tmp_path):
     assert counts[0] == counts[4] == n and all(c < n for c in counts[1:4])  # floor(0.875 * 5) = 4: epoch 4 full
     np.testing.assert_array_equal(~np.isnan(record.signal("loss")), selected == 1)  # trained exactly those
     # each epoch its own steps, max_steps refined to the steps taken, the linear schedule ends at 0 at the last step
-    log = trainer.dynamic_pruning.epoch_log
+    log = trainer.epoch_plan.epoch_log
     assert [log[e]["steps"] for e in range(5)] == [math.ceil(c / batch) for c in counts]
     assert out.global_step == trainer.state.max_steps == sum(math.ceil(c / batch) for c in counts)
     assert trainer.lr_scheduler.get_last_lr() == [0.0, 0.0]
     assert trainer.state.epoch == 5.0
     # InfoBatch's epoch-indexed schedule: at the start of epoch e the schedule is at e / 5 of the planned total
-    plan = trainer.dynamic_pruning.plan
+    plan = trainer.epoch_plan.planned
     assert plan == [math.ceil(n / batch)] * 5
     for e in range(5):
-        assert trainer.dynamic_pruning.virtual_step(log[e]["start_step"]) == pytest.approx(e * plan[0])
+        assert trainer.epoch_plan.virtual_step(log[e]["start_step"]) == pytest.approx(e * plan[0])
 
 
 @pytest.mark.parametrize("schedule,end", [("cosine", 0.0), ("cosine_with_min_lr", 2e-4)])
@@ -329,15 +329,15 @@ def test_trainer_schedule_reaches_its_end_value_at_the_last_step(tmp_path, sched
     ds = small_image_dataset(45)
     kwargs = {"lr_scheduler_kwargs": {"min_lr": end}} if end else {}
     args = infobatch_args(tmp_path, num_train_epochs=4, lr_scheduler_type=schedule, warmup_steps=2,
-                          dynamic_policy="seta", seta_num_groups=3, **kwargs)  # fmt: skip
+                          dynamic_policy="seta", dynamic_policy_kwargs={"num_groups": 3}, **kwargs)  # fmt: skip
     lrs = []
 
     class LearningRates(TrainerCallback):
         def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
             lrs.append(optimizer.param_groups[0]["lr"])
 
-    trainer = PruningTrainer(model=transformers_model(), args=args, train_dataset=ds, data_collator=collate,
-                             callbacks=[LearningRates()])  # fmt: skip
+    trainer = DynamicPruningTrainer(model=transformers_model(), args=args, train_dataset=ds, data_collator=collate,
+                                    callbacks=[LearningRates()])  # fmt: skip
     trainer.train()
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(end, abs=1e-12)
     assert len(lrs) == trainer.state.global_step == trainer.state.max_steps
@@ -348,40 +348,40 @@ def test_trainer_schedule_reaches_its_end_value_at_the_last_step(tmp_path, sched
 def test_trainer_with_max_steps_runs_a_step_budget(tmp_path):
     ds = small_image_dataset(45)
     args = infobatch_args(tmp_path, max_steps=17, num_train_epochs=1)
-    trainer = PruningTrainer(model=transformers_model(), args=args, train_dataset=ds, data_collator=collate)
+    trainer = DynamicPruningTrainer(model=transformers_model(), args=args, train_dataset=ds, data_collator=collate)
     out = trainer.train()
     assert out.global_step == trainer.state.max_steps == 17
     assert trainer.lr_scheduler.get_last_lr()[0] == 0.0
-    assert trainer.dynamic_pruning.plan is None and len(trainer.dynamic_pruning.epoch_log) >= 3
+    assert trainer.epoch_plan.planned is None and len(trainer.epoch_plan.epoch_log) >= 3
 
 
 def test_fractional_epochs_are_refused_for_varying_lengths(tmp_path):
     ds = small_image_dataset(20)
-    trainer = PruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path, num_train_epochs=2.5),
-                             train_dataset=ds, data_collator=collate)  # fmt: skip
+    trainer = DynamicPruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path, num_train_epochs=2.5),
+                                    train_dataset=ds, data_collator=collate)  # fmt: skip
     with pytest.raises(ValueError, match="whole number of epochs"):
         trainer.train()
 
 
 def test_resume_reproduces_the_uninterrupted_infobatch_run(tmp_path):
     ds = small_image_dataset(61)
-    full = PruningTrainer(model=transformers_model(), train_dataset=ds, data_collator=collate,
-                          args=infobatch_args(tmp_path / "a", save_strategy="steps", save_steps=1))  # fmt: skip
+    full = DynamicPruningTrainer(model=transformers_model(), train_dataset=ds, data_collator=collate,
+                                 args=infobatch_args(tmp_path / "a", save_strategy="steps", save_steps=1))  # fmt: skip
     full.train()
     expected_selected = np.asarray(full.score_record.signal("selected"))
     expected_loss = np.asarray(full.score_record.signal("loss"))
-    log = full.dynamic_pruning.epoch_log
+    log = full.epoch_plan.epoch_log
     # a checkpoint inside the first pruned epoch, and one on the last step of the second
     inside = log[1]["start_step"] + 2
     at_end = log[2]["start_step"] + log[2]["steps"]
     for step in (inside, at_end):
-        resumed = PruningTrainer(model=transformers_model(), train_dataset=ds, data_collator=collate,
-                                 args=infobatch_args(tmp_path / f"b{step}"))  # fmt: skip
+        resumed = DynamicPruningTrainer(model=transformers_model(), train_dataset=ds, data_collator=collate,
+                                        args=infobatch_args(tmp_path / f"b{step}"))  # fmt: skip
         resumed.train(resume_from_checkpoint=str(tmp_path / "a" / "run" / f"checkpoint-{step}"))
         np.testing.assert_array_equal(np.asarray(resumed.score_record.signal("selected")), expected_selected)
         np.testing.assert_allclose(np.asarray(resumed.score_record.signal("loss")), expected_loss, rtol=1e-5)
         assert resumed.state.global_step == full.state.global_step == resumed.state.max_steps
-        assert resumed.dynamic_pruning.epoch_log == log
+        assert resumed.epoch_plan.epoch_log == log
         assert resumed.lr_scheduler.get_last_lr() == full.lr_scheduler.get_last_lr() == [0.0, 0.0]
 
 
@@ -389,17 +389,16 @@ def test_infobatch_training_step_makes_no_host_synchronisation(tmp_path, monkeyp
     """The per-step path (Trainer.training_step -> compute_loss -> InfoBatch weights -> recorder) never moves a
     tensor to the host: `Tensor.item/.cpu/.tolist/.numpy` and `torch.cuda.synchronize` are counted and must stay 0."""
     ds = small_image_dataset(40)
-    trainer = PruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path, num_train_epochs=4),
-                             train_dataset=ds, data_collator=collate)  # fmt: skip
-    dyn = trainer.dynamic_pruning
-    dyn.start(None)
-    dyn.sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40) ** 2)
-    dyn.sampler.set_epoch(1)
-    assert dyn.weighted
+    trainer = DynamicPruningTrainer(model=transformers_model(), args=infobatch_args(tmp_path, num_train_epochs=4),
+                                    train_dataset=ds, data_collator=collate)  # fmt: skip
+    sampler = trainer.dynamic_sampler
+    sampler.update(np.arange(40), np.linspace(0.1, 4.0, 40) ** 2)
+    sampler.set_epoch(1)
+    assert sampler.weighted
     model = trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     batches = []
-    for ids in np.array_split(dyn.sampler.indices(), 4):
+    for ids in np.array_split(sampler.indices(), 4):
         batches.append({**collate([ds[int(i)] for i in ids]), "sample_id": torch.from_numpy(ids)})
     trainer.training_step(model, dict(batches[0]))  # the first step builds the epoch's device weight table
     calls = []

@@ -7,7 +7,14 @@ import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
-from hf_prune import PruningArguments, PruningTrainer, ScoreRecord, get_strategy
+from hf_prune import (
+    DynamicPruningArguments,
+    DynamicPruningTrainer,
+    PruningArguments,
+    PruningTrainer,
+    ScoreRecord,
+    get_strategy,
+)
 from tests.trainer_utils import collate, small_image_dataset, timm_model, transformers_model
 
 
@@ -18,7 +25,7 @@ def make_args(tmp_path, **kw):
         dataloader_num_workers=0, use_cpu=True,
     )  # fmt: skip
     defaults.update(kw)
-    return PruningArguments(**defaults)
+    return (DynamicPruningArguments if "dynamic_policy" in defaults else PruningArguments)(**defaults)
 
 
 @pytest.mark.parametrize("make_model", [timm_model, transformers_model], ids=["timm", "transformers"])
@@ -194,7 +201,8 @@ def test_no_host_synchronisation_in_the_per_step_recording_path(tmp_path, extra)
 
     ds = small_image_dataset(32)
     args = make_args(tmp_path, **{"num_train_epochs": 2, "logging_steps": 1000, **extra})
-    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
+    trainer_class = DynamicPruningTrainer if "dynamic_policy" in extra else PruningTrainer
+    trainer = trainer_class(model=timm_model(), args=args, train_dataset=ds, data_collator=collate)
     with count_host_syncs(only_during=((PruningTrainer, "training_step"),)) as syncs:
         trainer.train()
     if extra.get("dynamic_policy") == "infobatch":  # epoch 1 prunes, its kept samples weighted 1/(1-r) on the device

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from hf_prune import PruningArguments, PruningTrainer
+from hf_prune import DynamicPruningArguments, DynamicPruningTrainer, PruningArguments, PruningTrainer
 from tests.trainer_utils import collate, small_image_dataset, timm_model
 
 
@@ -28,7 +28,7 @@ def make_args(tmp_path, **kw):
         report_to=["tensorboard"], remove_unused_columns=False, save_strategy="no", disable_tqdm=True, seed=0,
         use_cpu=True, logging_strategy="epoch",
     )  # fmt: skip
-    return PruningArguments(**{**defaults, **kw})
+    return (DynamicPruningArguments if "dynamic_policy" in kw else PruningArguments)(**{**defaults, **kw})
 
 
 def test_static_run_logs_recorded_samples_and_real_throughput(tmp_path):
@@ -51,8 +51,8 @@ def test_dynamic_run_logs_kept_selection_and_scoring_time(tmp_path):
     ds = small_image_dataset(40)
     args = make_args(tmp_path, num_train_epochs=3, dynamic_policy="ucb", dynamic_prune_ratio=0.5,
                      dynamic_scoring="pass", dynamic_round_to_batches=False)  # fmt: skip
-    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate,
-                             clean_view_dataset=small_image_dataset(40))  # fmt: skip
+    trainer = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate,
+                                    clean_view_dataset=small_image_dataset(40))  # fmt: skip
     output = trainer.train()
     values = scalars(tmp_path / "run")
     kept = values["train/pruning/kept"]

@@ -16,43 +16,99 @@ Policies (registered by name, `get_policy(name, **params)`, `list_policies()`):
 `prune_ratio` is the fraction of samples *removed* per epoch (0.5 trains on half); for InfoBatch it is the fraction
 of the below-mean-loss samples removed, for SeTa the fraction removed by its random stage.
 
-In `PruningTrainer`: `PruningArguments(dynamic_policy="ucb", dynamic_prune_ratio=0.5, pruning_period=1,
-dynamic_scoring="train_loss")`. In your own Accelerate loop: `DynamicPruningSampler` or `DynamicPruningDataset`.
+In `DynamicPruningTrainer`: `DynamicPruningArguments(dynamic_policy="ucb", dynamic_prune_ratio=0.5, pruning_period=1,
+dynamic_scoring="train_loss", dynamic_policy_kwargs={"c": 1.0})`. In your own Accelerate loop: `DynamicPruningSampler`
+or `DynamicPruningDataset`. Each policy's parameters are a config dataclass registered with it (`UCBConfig`,
+`InfoBatchConfig`...; `get_policy(name, config=...)`).
+
+The selection analysis (`selection_counts`, `plot_selection_histogram`, `static_result_from_selection`,
+`selection_groups`) is imported on first use: it reaches the plotting and result modules, which training does not
+need.
 """
 
-from ..plots import selection_groups
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
+
 from ..selection import num_kept
-from . import epsilon_greedy, infobatch, random_dynamic, rs2, seta, ucb, uncertainty_ema  # noqa: F401  (register)
-from .analysis import SELECTED_SIGNAL, plot_selection_histogram, selection_counts, static_result_from_selection
-from .base import POLICIES, DynamicPolicy, Selection, get_policy, is_policy, list_policies, register_policy
-from .epsilon_greedy import EpsilonGreedy
-from .infobatch import InfoBatch
+from .base import (
+    POLICIES,
+    SELECTED_SIGNAL,
+    DynamicPolicy,
+    PolicyConfig,
+    Selection,
+    get_policy,
+    is_policy,
+    list_policies,
+    register_policy,
+)
+from .epsilon_greedy import EpsilonGreedy, EpsilonGreedyConfig
+from .infobatch import InfoBatch, InfoBatchConfig
 from .iterable import LOSS_WEIGHT_COLUMN, DynamicPruningDataset
 from .loss import weighted_cross_entropy
-from .random_dynamic import RandomDynamic
-from .rs2 import RS2
+from .random_dynamic import RandomDynamic, RandomDynamicConfig
+from .rs2 import RS2, RS2Config
 from .sampler import DynamicPruningSampler
-from .seta import SeTa
-from .ucb import UCB
-from .uncertainty_ema import EmaScores, UncertaintyEMA
+from .seta import SeTa, SeTaConfig
+from .ucb import UCB, UCBConfig
+from .uncertainty_ema import EmaConfig, EmaScores, UncertaintyEMA, UncertaintyEMAConfig
+
+
+# Every other module of this package is a policy: importing it runs its `@register_policy`, so adding a policy is adding
+# its module (the names above are shortcuts; `get_policy` reaches every registered one).
+_NOT_POLICIES = {"analysis", "base", "checkpoint", "iterable", "loss", "plan", "sampler"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _NOT_POLICIES:
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+# public name -> submodule, imported on first use (`selection_groups` lives with the plots)
+_LAZY = {
+    "plot_selection_histogram": ".analysis",
+    "selection_counts": ".analysis",
+    "static_result_from_selection": ".analysis",
+    "selection_groups": "..plots",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from ..plots import selection_groups
+    from .analysis import plot_selection_histogram, selection_counts, static_result_from_selection
 
 
 __all__ = [
     "LOSS_WEIGHT_COLUMN",
     "POLICIES",
+    "RS2",
     "SELECTED_SIGNAL",
     "UCB",
     "DynamicPolicy",
     "DynamicPruningDataset",
     "DynamicPruningSampler",
+    "EmaConfig",
     "EmaScores",
     "EpsilonGreedy",
+    "EpsilonGreedyConfig",
     "InfoBatch",
-    "RS2",
+    "InfoBatchConfig",
+    "PolicyConfig",
+    "RS2Config",
     "RandomDynamic",
+    "RandomDynamicConfig",
     "SeTa",
+    "SeTaConfig",
     "Selection",
+    "UCBConfig",
     "UncertaintyEMA",
+    "UncertaintyEMAConfig",
     "get_policy",
     "is_policy",
     "list_policies",

@@ -1,7 +1,7 @@
 """From dynamic to static: how often each sample was selected, Raju et al.'s always / sometimes / never histogram
 (Fig. 3), and a static `PruneResult` of the most selected samples.
 
-The counts come from the `selected` signal that `PruningTrainer` writes into the `ScoreRecord` when a dynamic
+The counts come from the `selected` signal that `DynamicPruningTrainer` writes into the `ScoreRecord` when a dynamic
 policy runs (1.0 where the sample was in the epoch's selection, 0.0 where not), or from any `[epochs, n]` 0/1 array.
 A selection lasts `pruning_period` epochs, so by default only the epochs that drew a new selection are counted
 (Raju et al. count "the number of times each sample is selected across all checkpoints").
@@ -17,9 +17,7 @@ from ..record import ScoreRecord
 from ..result import PruneResult
 from ..selection import check_ratio, select_kept_ids
 from ..stats import selection_counts as _record_selection_counts
-
-
-SELECTED_SIGNAL = "selected"
+from .base import SELECTED_SIGNAL
 
 
 def _period_of(source, pruning_period: int | None) -> int:

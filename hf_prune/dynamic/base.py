@@ -1,4 +1,10 @@
-"""The `DynamicPolicy` base class, the `Selection` it returns, and the registry behind `get_policy`/`list_policies`.
+"""The `DynamicPolicy` base class, its `PolicyConfig`, the `Selection` it returns, and the registry behind
+`get_policy`/`list_policies`.
+
+A policy is configured like a static strategy: a `PolicyConfig` dataclass of its parameters (a `MethodConfig`: help per
+field, checks in `__post_init__`, a JSON round trip) registered with it as `config_class`, so
+`get_policy("ucb", prune_ratio=0.5, c=2.0)`, `get_policy("ucb", config=UCBConfig(prune_ratio=0.5, c=2.0))` and
+`UCB(c=2.0, prune_ratio=0.5)` are the same policy, and adding a policy touches its own module only.
 
 A dynamic policy decides, at the start of a selection epoch, which samples the coming epoch(s) train on. It keeps a
 per-sample *score table* (numpy arrays of length `num_samples`) that `observe(ids, scores)` updates from per-sample
@@ -12,23 +18,28 @@ Two kinds of policies:
   every epoch selects exactly `num_keep = n - floor(prune_ratio * n)` samples;
 * **varying length** (InfoBatch as published, RS2, SeTa): the count depends on the epoch and the scores, at most
   `max_selected(epoch, num_keep)`, a bound known before training (exact where the count does not depend on scores).
-  `PruningTrainer` then gives every epoch its own number of steps (see `hf_prune.dynamic.trainer_hooks`).
+  `DynamicPruningTrainer` then gives every epoch its own number of steps (see `hf_prune.dynamic.plan`).
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..method_config import MethodConfig
 from ..registry import Registry
 from ..selection import check_ratio
 
 
 POLICIES = Registry("dynamic policy", "policies")
+
+# The score record's row of each epoch's selection (1 selected, 0 not, NaN outside the dataset): written by
+# `DynamicPruningTrainer`, read by `hf_prune.dynamic.analysis`.
+SELECTED_SIGNAL = "selected"
 
 
 def register_policy(cls: type[DynamicPolicy]) -> type[DynamicPolicy]:
@@ -46,17 +57,45 @@ def is_policy(name: str) -> bool:
     return name in POLICIES
 
 
-def get_policy(name: str, **params: Any) -> DynamicPolicy:
-    """Builds the dynamic pruning policy registered as `name` with `params`.
+def get_policy(name: str, config: PolicyConfig | None = None, **params: Any) -> DynamicPolicy:
+    """Builds the dynamic pruning policy registered as `name` from its `config` or from keyword `params` (checked
+    against the fields of its `config_class`; an unknown one gets an error listing the accepted ones).
 
     Example:
 
     ```python
     >>> from hf_prune.dynamic import get_policy
-    >>> policy = get_policy("ucb", prune_ratio=0.5, alpha=0.8, c=1.0)
+    >>> from hf_prune.dynamic.ucb import UCBConfig
+    >>> policy = get_policy("ucb", prune_ratio=0.5, alpha=0.8, c=2.0)
+    >>> policy.config == get_policy("ucb", config=UCBConfig(prune_ratio=0.5, c=2.0)).config
+    True
+    >>> policy.params
+    {'prune_ratio': 0.5, 'alpha': 0.8, 'class_balanced': False, 'c': 2.0}
     ```
     """
+    if config is not None:
+        if params:
+            raise TypeError("Pass either a config or keyword parameters, not both.")
+        return POLICIES.get(name)(config)
     return POLICIES.build(name, **params)
+
+
+@dataclass
+class PolicyConfig(MethodConfig):
+    """Parameters every dynamic policy takes; each policy's own config subclasses it (`UCBConfig`, `InfoBatchConfig`
+    ...).
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5):
+            Fraction of the samples *removed* in every pruned epoch, in [0, 1): `0.5` trains on half the data.
+    """
+
+    prune_ratio: float = field(
+        default=0.5, metadata={"help": "fraction of the samples *removed* in every pruned epoch, in [0, 1)"}
+    )
+
+    def __post_init__(self):
+        self.prune_ratio = check_ratio(self.prune_ratio)
 
 
 @dataclass
@@ -87,26 +126,34 @@ class Selection:
 class DynamicPolicy(abc.ABC):
     """A per-epoch data pruning policy: a score table updated from per-sample losses, and a selection from it.
 
-    Subclasses set `name`, `summary` and `uses_scores` (False for policies that need no scores, so no scoring pass is
-    run for them), implement `_select`, and (if they keep a table) `_allocate` / `observe`.
+    Subclasses set `name`, `summary`, `config_class` (a `PolicyConfig` dataclass of their parameters) and
+    `uses_scores` (False for policies that need no scores, so no scoring pass is run for them), implement `_select`,
+    and (if they keep a table) `_allocate` / `observe`. A policy is built from its config or from keyword parameters:
+    `UCB(UCBConfig(c=2.0))`, `UCB(c=2.0)` and `get_policy("ucb", c=2.0)` are the same.
 
     Args:
-        prune_ratio (`float`, *optional*, defaults to 0.5):
-            Fraction of the samples *removed* in every pruned epoch, in [0, 1): `0.5` trains on half the data.
+        config (`PolicyConfig`, *optional*): the parameters, an instance of `config_class`.
+        **params: the parameters as keywords instead (`prune_ratio` and the policy's own, see its config).
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
     uses_scores: ClassVar[bool] = True
     # Policies whose rule is indexed by the number of selections made (RS2's rounds, SeTa's window) need a selection
     # every epoch: the sampler refuses pruning_period > 1 for them.
     selects_every_epoch: ClassVar[bool] = False
 
-    def __init__(self, prune_ratio: float = 0.5):
-        self.prune_ratio = check_ratio(prune_ratio)
+    def __init__(self, config: PolicyConfig | None = None, **params: Any):
+        self.config = self.config_class.resolve(config, params, type(self).__name__)
         self.num_samples: int | None = None
         self.seed = 0
         self._tables: dict[str, np.ndarray] = {}
+
+    @property
+    def prune_ratio(self) -> float:
+        """Fraction of the samples removed in every pruned epoch (`config.prune_ratio`)."""
+        return self.config.prune_ratio
 
     @property
     def fixed_length(self) -> bool:
@@ -115,13 +162,14 @@ class DynamicPolicy(abc.ABC):
 
     def max_selected(self, epoch: int, num_keep: int) -> int:
         """Before training: the number of samples `epoch` selects (fixed-length policies) or an upper bound of it
-        (exact where it does not depend on scores), from which `PruningTrainer` plans the run's steps."""
+        (exact where it does not depend on scores), from which `DynamicPruningTrainer` plans the run's steps."""
         return int(num_keep)
 
     @property
     def params(self) -> dict[str, Any]:
-        """The policy's parameters, as passed to `get_policy`."""
-        return {"prune_ratio": self.prune_ratio}
+        """The policy's parameters as plain JSON values (`config.to_dict()`), as passed to `get_policy` and recorded in
+        the score record's metadata."""
+        return self.config.to_dict()
 
     # ------------------------------------------------------------------ table
 
@@ -229,47 +277,65 @@ class DynamicPolicy(abc.ABC):
         return f"{type(self).__name__}({args})"
 
 
-class LatestLossPolicy(DynamicPolicy):
-    """Base of the policies that keep each sample's *latest* training loss and stop pruning for an annealing tail
-    (InfoBatch, SeTa): the score table, the parameters `delta` / `num_epochs` / `max_ratio` and their checks.
+@dataclass
+class LatestLossConfig(PolicyConfig):
+    """Parameters of the policies that keep each sample's latest loss and stop pruning for an annealing tail
+    (`InfoBatchConfig`, `SeTaConfig`).
 
     Args:
-        prune_ratio (`float`, *optional*, defaults to 0.5): see `DynamicPolicy`.
+        prune_ratio (`float`, *optional*, defaults to 0.5): see `PolicyConfig`.
         delta (`float`, *optional*, defaults to 0.875):
             Pruning stops at epoch `floor(delta * num_epochs)`; the remaining epochs ("annealing") are the policy's
             own. In (0, 1].
         num_epochs (`int`, *optional*):
-            Total number of epochs, needed for the annealing tail; `None` has none. `PruningTrainer` sets it from
-            `num_train_epochs`.
+            Total number of epochs, needed for the annealing tail; `None` has none. `DynamicPruningTrainer` sets it
+            from `num_train_epochs`.
         max_ratio (`float`, *optional*, defaults to 0.9):
             Upper bound of the ratio actually pruned (the authors' `keep_ratio >= 0.1`). In (0, 1).
     """
 
-    def __init__(
-        self, prune_ratio: float = 0.5, delta: float = 0.875, num_epochs: int | None = None, max_ratio: float = 0.9
-    ):
-        super().__init__(prune_ratio)
-        delta, max_ratio = float(delta), float(max_ratio)
-        if not 0.0 < delta <= 1.0:
-            raise ValueError(
-                f"delta must be in (0, 1] (the share of epochs that prune; 0.875 in the papers); got {delta}."
-            )
-        if not 0.0 < max_ratio < 1.0:
-            raise ValueError(f"max_ratio must be in (0, 1) (the most a pruned epoch removes); got {max_ratio}.")
-        if num_epochs is not None and int(num_epochs) < 1:
-            raise ValueError(f"num_epochs must be >= 1; got {num_epochs}.")
-        self.delta = delta
-        self.max_ratio = max_ratio
-        self.num_epochs = int(num_epochs) if num_epochs is not None else None
+    delta: float = field(
+        default=0.875,
+        metadata={"help": "pruning stops at epoch floor(delta * num_epochs) (the annealing tail), in (0, 1]"},
+    )
+    num_epochs: int | None = field(
+        default=None,
+        metadata={"help": "total epochs, for the annealing tail (None: none); set from num_train_epochs in training"},
+    )
+    max_ratio: float = field(
+        default=0.9, metadata={"help": "upper bound of the ratio a pruned epoch removes, in (0, 1)"}
+    )
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "delta": self.delta, "num_epochs": self.num_epochs, "max_ratio": self.max_ratio}
+    def __post_init__(self):
+        super().__post_init__()
+        self.delta, self.max_ratio = float(self.delta), float(self.max_ratio)
+        if not 0.0 < self.delta <= 1.0:
+            raise ValueError(
+                f"delta must be in (0, 1] (the share of epochs that prune; 0.875 in the papers); got {self.delta}."
+            )
+        if not 0.0 < self.max_ratio < 1.0:
+            raise ValueError(
+                f"max_ratio must be in (0, 1) (the most a pruned epoch removes); got {self.max_ratio}."
+            )
+        if self.num_epochs is not None:
+            if int(self.num_epochs) < 1:
+                raise ValueError(f"num_epochs must be >= 1; got {self.num_epochs}.")
+            self.num_epochs = int(self.num_epochs)
+
+
+class LatestLossPolicy(DynamicPolicy):
+    """Base of the policies that keep each sample's *latest* training loss and stop pruning for an annealing tail
+    (InfoBatch, SeTa): the score table and the annealing epoch. Parameters: a `LatestLossConfig` (`delta`,
+    `num_epochs`, `max_ratio`).
+    """
+
+    config_class = LatestLossConfig
 
     @property
     def stop_epoch(self) -> int | None:
         """First epoch of the annealing tail, `floor(delta * num_epochs)`, or `None` without `num_epochs`."""
-        return None if self.num_epochs is None else int(math.floor(self.delta * self.num_epochs + 1e-9))
+        c = self.config
+        return None if c.num_epochs is None else int(math.floor(c.delta * c.num_epochs + 1e-9))
 
     def _allocate(self, num_samples: int) -> dict[str, np.ndarray]:
         return {"score": np.full(num_samples, np.nan, dtype=np.float64)}

@@ -11,10 +11,10 @@ probability `1 - r` and counts `1 / (1 - r)` when it does, so the expected gradi
 The first epoch (no loss known yet: the authors' scores all start equal, so nothing is below the mean) and the
 annealing epochs `e >= floor(delta * num_epochs)` (delta = 0.875) train on the full data at weight 1. The epoch
 length therefore varies: `(n - |W|) + (|W| - floor(r |W|))` samples in a pruned epoch, `n` in the others;
-`PruningTrainer` gives each epoch its own number of steps and runs the LR schedule over the steps actually taken
-(`hf_prune.dynamic.trainer_hooks`).
+`DynamicPruningTrainer` gives each epoch its own number of steps and runs the LR schedule over the steps actually
+taken (`hf_prune.dynamic.plan`).
 
-The kept weight enters the loss through `PruningTrainer.compute_loss` (per-sample cross-entropy, see
+The kept weight enters the loss through `DynamicPruningTrainer.compute_loss` (per-sample cross-entropy, see
 `hf_prune.dynamic.loss`), `DynamicPruningSampler.loss_weights` (a device tensor refreshed once per epoch) or the
 `loss_weight` column of `DynamicPruningDataset`.
 
@@ -29,11 +29,47 @@ epochs are not full.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..selection import num_kept
-from .base import LatestLossPolicy, Selection, register_policy
+from .base import LatestLossConfig, LatestLossPolicy, Selection, register_policy
+
+
+@dataclass
+class InfoBatchConfig(LatestLossConfig):
+    """Parameters of `infobatch`.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5):
+            `r`: the fraction of the *well-learned* (below-mean-loss) samples pruned in each pruned epoch, in [0, 1)
+            (with `fixed_budget=True`: the fraction of *all* samples removed).
+        delta (`float`, *optional*, defaults to 0.875):
+            Pruning stops at epoch `floor(delta * num_epochs)`; the remaining epochs train on the full data. In
+            (0, 1].
+        num_epochs (`int`, *optional*):
+            Total number of epochs, needed for the annealing tail; `None` prunes every epoch after the first.
+            `DynamicPruningTrainer` sets it from `num_train_epochs`.
+        max_ratio (`float`, *optional*, defaults to 0.9):
+            Upper bound of `r`, so the kept weight is at most `1 / (1 - max_ratio)` (10 as in the authors' code).
+            In (0, 1).
+        fixed_budget (`bool`, *optional*, defaults to `False`):
+            The constant-length departure described in the module docstring.
+    """
+
+    fixed_budget: bool = field(
+        default=False,
+        metadata={
+            "help": "keep one epoch length for every epoch (remove floor(ratio * n) samples each epoch, re-weighted) "
+            "instead of InfoBatch's own rule (prune ratio r of the below-mean-loss samples, full first and last "
+            "epochs). A departure from the paper."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.fixed_budget = bool(self.fixed_budget)
 
 
 @register_policy
@@ -58,21 +94,7 @@ class InfoBatch(LatestLossPolicy):
       integer, so otherwise the last pruned epoch's weights linger through the annealing tail (a bug);
     - draws come from a generator seeded by (seed, epoch), not numpy's global generator reseeded with the epoch.
 
-    Args:
-        prune_ratio (`float`, *optional*, defaults to 0.5):
-            `r`: the fraction of the *well-learned* (below-mean-loss) samples pruned in each pruned epoch, in [0, 1)
-            (with `fixed_budget=True`: the fraction of *all* samples removed).
-        delta (`float`, *optional*, defaults to 0.875):
-            Pruning stops at epoch `floor(delta * num_epochs)`; the remaining epochs train on the full data. In
-            (0, 1].
-        num_epochs (`int`, *optional*):
-            Total number of epochs, needed for the annealing tail; `None` prunes every epoch after the first.
-            `PruningTrainer` sets it from `num_train_epochs`.
-        max_ratio (`float`, *optional*, defaults to 0.9):
-            Upper bound of `r`, so the kept weight is at most `1 / (1 - max_ratio)` (10 as in the authors' code).
-            In (0, 1).
-        fixed_budget (`bool`, *optional*, defaults to `False`):
-            The constant-length departure described in the module docstring.
+    Parameters: `InfoBatchConfig` (`prune_ratio`, `delta`, `num_epochs`, `max_ratio`, `fixed_budget`).
     """
 
     name = "infobatch"
@@ -80,35 +102,21 @@ class InfoBatch(LatestLossPolicy):
         "Prune below-mean-loss samples at random, rescale the kept by 1/(1-r), full data first and last (Qin et al. "
         "2024)."
     )
-
-    def __init__(
-        self,
-        prune_ratio: float = 0.5,
-        delta: float = 0.875,
-        num_epochs: int | None = None,
-        max_ratio: float = 0.9,
-        fixed_budget: bool = False,
-    ):
-        super().__init__(prune_ratio, delta, num_epochs, max_ratio)
-        self.fixed_budget = bool(fixed_budget)
-
-    @property
-    def params(self):
-        return {**super().params, "fixed_budget": self.fixed_budget}
+    config_class = InfoBatchConfig
 
     @property
     def fixed_length(self) -> bool:
-        return self.fixed_budget
+        return self.config.fixed_budget
 
     def is_full_epoch(self, epoch: int) -> bool:
         """Whether `epoch` trains on the full data (the first epoch and the annealing tail; InfoBatch as published)."""
         return epoch == 0 or (self.stop_epoch is not None and epoch >= self.stop_epoch)
 
     def max_selected(self, epoch, num_keep):
-        return int(num_keep) if self.fixed_budget else int(self.num_samples)
+        return int(num_keep) if self.config.fixed_budget else int(self.num_samples)
 
     def _select(self, epoch, num_keep, rng):
-        if self.fixed_budget:
+        if self.config.fixed_budget:
             return self._select_fixed_budget(epoch, num_keep, rng)
         n = self.num_samples
         score = self._tables["score"]
@@ -116,7 +124,7 @@ class InfoBatch(LatestLossPolicy):
         if self.is_full_epoch(epoch) or not seen.any():
             annealing = epoch > 0 and self.is_full_epoch(epoch)
             return Selection(np.arange(n), None, info={"full": True, "annealing": annealing, "r": 0.0})
-        r = min(self.prune_ratio, self.max_ratio)
+        r = min(self.prune_ratio, self.config.max_ratio)
         well = seen & (score < score[seen].mean())
         w_ids, rest = np.flatnonzero(well), np.flatnonzero(~well)
         k = num_kept(w_ids.size, r) if w_ids.size else 0
@@ -138,7 +146,7 @@ class InfoBatch(LatestLossPolicy):
         well = seen & (score < score[seen].mean())
         w_ids = np.flatnonzero(well)
         rest = np.flatnonzero(~well)
-        q_w = min(q, int(math.floor(self.max_ratio * w_ids.size)))
+        q_w = min(q, int(math.floor(self.config.max_ratio * w_ids.size)))
         q_rest = min(q - q_w, rest.size)  # at extreme ratios the rest cannot supply it all: W gives more
         q_w = q - q_rest
         keep_w = rng.choice(w_ids, size=w_ids.size - q_w, replace=False)

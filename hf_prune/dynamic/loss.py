@@ -1,8 +1,8 @@
 """Per-sample weighted cross-entropy, the loss through which InfoBatch's 1/(1-r) rescaling reaches the gradient.
 
-A model's own `loss` is already reduced over the batch, so the weights cannot be applied to it. `PruningTrainer`
-(when the policy re-weights) and users of `DynamicPruningSampler` / `DynamicPruningDataset` compute the
-cross-entropy from the logits with `reduction="none"`, multiply by the per-sample weights and reduce:
+A model's own `loss` is already reduced over the batch, so the weights cannot be applied to it.
+`DynamicPruningTrainer` (when the policy re-weights) and users of `DynamicPruningSampler` / `DynamicPruningDataset`
+compute the cross-entropy from the logits with `reduction="none"`, multiply by the per-sample weights and reduce:
 
     loss = sum_i w_i * CE(logits_i, y_i) / N
 

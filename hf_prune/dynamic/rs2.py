@@ -19,9 +19,11 @@ batch; see `RS2`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .base import DynamicPolicy, Selection, register_policy
+from .base import DynamicPolicy, PolicyConfig, Selection, register_policy
 
 
 def rs2_round_bounds(n: int, size: int, rounds: int) -> list[tuple[int, int, bool]]:
@@ -35,6 +37,16 @@ def rs2_round_bounds(n: int, size: int, rounds: int) -> list[tuple[int, int, boo
             start, end, new = end, (end + size) % (n + 1), False
         out.append((start, end, new))
     return out
+
+
+@dataclass
+class RS2Config(PolicyConfig):
+    """Parameters of `rs2`.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples *not* used in a round, in [0, 1);
+            the paper's selection ratio is `1 - prune_ratio`.
+    """
 
 
 @register_policy
@@ -63,9 +75,10 @@ class RS2(DynamicPolicy):
     summary = "RS2 (Okanovic et al. 2024): a fresh random subset each epoch, without replacement across rounds."
     uses_scores = False
     selects_every_epoch = True
+    config_class = RS2Config
 
-    def __init__(self, prune_ratio: float = 0.5):
-        super().__init__(prune_ratio)
+    def __init__(self, config: RS2Config | None = None, **params):
+        super().__init__(config, **params)
         self._cache: dict | None = None
 
     @property

@@ -12,17 +12,18 @@ Per pruned epoch `e` (the authors' `SeTa.prune`), with `s_i` the latest training
 
 The annealing epochs `e >= floor(delta * num_epochs)` ("partial annealing") draw `m` samples uniformly from all `n`,
 with no grouping. No loss rescaling: every trained sample has weight 1. The number trained varies with the groups'
-sizes, so the epoch length varies (`PruningTrainer` gives each epoch its own number of steps).
+sizes, so the epoch length varies (`DynamicPruningTrainer` gives each epoch its own number of steps).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..selection import num_kept
-from .base import LatestLossPolicy, Selection, register_policy
+from .base import LatestLossConfig, LatestLossPolicy, Selection, register_policy
 
 
 def _lloyd_sorted(x: np.ndarray, csum: np.ndarray, csq: np.ndarray, centres: np.ndarray, max_iter: int):
@@ -83,6 +84,33 @@ def seta_window(num_groups: int, window_scale: float, index: int) -> tuple[int, 
     return start, start + w
 
 
+@dataclass
+class SeTaConfig(LatestLossConfig):
+    """Parameters of `seta` (see `SeTa` for what each does).
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to 0.5): fraction removed by the random pruning, in [0, 1).
+        delta (`float`, *optional*, defaults to 0.875): annealing starts at epoch `floor(delta * num_epochs)`.
+        num_epochs (`int`, *optional*): total epochs, for the annealing tail; `DynamicPruningTrainer` sets it.
+        max_ratio (`float`, *optional*, defaults to 0.9): upper bound of `prune_ratio` (their `keep_ratio >= 0.1`).
+        num_groups (`int`, *optional*, defaults to 5): `G`, the number of loss groups.
+        window_scale (`float`, *optional*, defaults to 0.9): the share of groups in the window, in (0, 1].
+    """
+
+    num_groups: int = field(default=5, metadata={"help": "G, the number of loss groups (k-means), >= 1"})
+    window_scale: float = field(default=0.9, metadata={"help": "share of the groups in the sliding window, in (0, 1]"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.num_groups) < 1:
+            raise ValueError(f"num_groups must be >= 1; got {self.num_groups}.")
+        if not 0.0 < float(self.window_scale) <= 1.0:
+            raise ValueError(
+                f"window_scale must be in (0, 1] (the share of groups trained); got {self.window_scale}."
+            )
+        self.num_groups, self.window_scale = int(self.num_groups), float(self.window_scale)
+
+
 @register_policy
 class SeTa(LatestLossPolicy):
     """SeTa (Zhou et al., CVPR 2025): random pruning, then loss groups by 1-D k-means, then a sliding window from
@@ -117,40 +145,21 @@ class SeTa(LatestLossPolicy):
         window_scale (`float`, *optional*, defaults to 0.9): the share of groups in the window, in (0, 1] (CIFAR
             script: 0.9; ImageNet: 0.6).
         delta (`float`, *optional*, defaults to 0.875): annealing starts at epoch `floor(delta * num_epochs)`.
-        num_epochs (`int`, *optional*): total epochs, for the annealing tail; `PruningTrainer` sets it.
+        num_epochs (`int`, *optional*): total epochs, for the annealing tail; `DynamicPruningTrainer` sets it.
         max_ratio (`float`, *optional*, defaults to 0.9): upper bound of `prune_ratio` (their `keep_ratio >= 0.1`).
     """
 
     name = "seta"
     summary = "SeTa (Zhou et al. 2025): random pruning, loss groups by k-means, easy-to-hard sliding window."
     selects_every_epoch = True
-
-    def __init__(
-        self,
-        prune_ratio: float = 0.5,
-        num_groups: int = 5,
-        window_scale: float = 0.9,
-        delta: float = 0.875,
-        num_epochs: int | None = None,
-        max_ratio: float = 0.9,
-    ):
-        super().__init__(prune_ratio, delta, num_epochs, max_ratio)
-        if int(num_groups) < 1:
-            raise ValueError(f"num_groups must be >= 1; got {num_groups}.")
-        if not 0.0 < float(window_scale) <= 1.0:
-            raise ValueError(f"window_scale must be in (0, 1] (the share of groups trained); got {window_scale}.")
-        self.num_groups, self.window_scale = int(num_groups), float(window_scale)
-
-    @property
-    def params(self):
-        return {**super().params, "num_groups": self.num_groups, "window_scale": self.window_scale}
+    config_class = SeTaConfig
 
     @property
     def fixed_length(self) -> bool:
         return False
 
     def subset_size(self) -> int:
-        return num_kept(self.num_samples, min(self.prune_ratio, self.max_ratio))
+        return num_kept(self.num_samples, min(self.prune_ratio, self.config.max_ratio))
 
     def max_selected(self, epoch, num_keep):
         return self.subset_size()
@@ -159,7 +168,7 @@ class SeTa(LatestLossPolicy):
         """The samples of `subset` (in its order) split into loss groups, easy to hard (the authors' `kmeans_group`)."""
         score = self._tables["score"][subset]
         seen = ~np.isnan(score)
-        g = self.num_groups
+        g = self.config.num_groups
         values = score[seen]
         if g == 1 or values.size == 0 or values.min() == values.max():
             # one group, or all scores equal: consecutive chunks of ceil(m / G), as torch.chunk (maybe fewer than G)
@@ -180,7 +189,7 @@ class SeTa(LatestLossPolicy):
         if self.stop_epoch is not None and epoch >= self.stop_epoch:
             return Selection(subset, info={"annealing": True, "num_groups": 0})
         groups = self.groups(subset)
-        start, stop = seta_window(len(groups), self.window_scale, epoch)
+        start, stop = seta_window(len(groups), self.config.window_scale, epoch)
         ids = np.concatenate(groups[start:stop])
         info = {"annealing": False, "num_groups": len(groups), "window": [int(start), int(stop)],
                 "group_sizes": [int(grp.size) for grp in groups]}  # fmt: skip

@@ -17,14 +17,17 @@ some classes), so a plain top-k can drop entire classes for a pruning period.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..selection import class_quotas_by_total, rank, top_per_class
-from .base import DynamicPolicy, Selection, register_policy
+from .base import DynamicPolicy, PolicyConfig, Selection, register_policy
 
 
-class EmaScores(DynamicPolicy):
-    """Base of the EMA-filtered loss policies: keeps `ema` (Eq. 2) and `var` (Eq. 3) per sample.
+@dataclass
+class EmaConfig(PolicyConfig):
+    """Parameters of the EMA-filtered loss policies (`uncertainty_ema`; `epsilon_greedy` and `ucb` add theirs).
 
     Args:
         prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
@@ -32,19 +35,38 @@ class EmaScores(DynamicPolicy):
         class_balanced (`bool`, *optional*, defaults to `False`): rank within each class (labels from `observe`).
     """
 
-    def __init__(self, prune_ratio: float = 0.5, alpha: float = 0.8, class_balanced: bool = False):
-        super().__init__(prune_ratio)
-        self.class_balanced = bool(class_balanced)
-        alpha = float(alpha)
-        if not (0.0 < alpha <= 1.0):
-            raise ValueError(
-                f"alpha must be in (0, 1] (the EMA weight of the newest loss; 0.8 in Raju et al.); got {alpha}."
-            )
-        self.alpha = alpha
+    alpha: float = field(
+        default=0.8, metadata={"help": "EMA weight of the newest loss (Raju et al. Eq. 2-3), in (0, 1]"}
+    )
+    class_balanced: bool = field(
+        default=False,
+        metadata={
+            "help": "rank within every class so each keeps its share of the selection (an addition to Raju et al.; "
+            "stops a loss ranking from dropping whole classes early on)"
+        },
+    )
 
-    @property
-    def params(self):
-        return {**super().params, "alpha": self.alpha, "class_balanced": self.class_balanced}
+    def __post_init__(self):
+        super().__post_init__()
+        self.class_balanced = bool(self.class_balanced)
+        self.alpha = float(self.alpha)
+        if not (0.0 < self.alpha <= 1.0):
+            raise ValueError(
+                f"alpha must be in (0, 1] (the EMA weight of the newest loss; 0.8 in Raju et al.); got {self.alpha}."
+            )
+
+
+@dataclass
+class UncertaintyEMAConfig(EmaConfig):
+    """Parameters of `uncertainty_ema` (see `EmaConfig`)."""
+
+
+class EmaScores(DynamicPolicy):
+    """Base of the EMA-filtered loss policies: keeps `ema` (Eq. 2) and `var` (Eq. 3) per sample. Parameters: an
+    `EmaConfig` (`prune_ratio`, `alpha`, `class_balanced`).
+    """
+
+    config_class = EmaConfig
 
     def _allocate(self, num_samples):
         return {
@@ -66,7 +88,7 @@ class EmaScores(DynamicPolicy):
         t = self._tables
         old = t["seen"][ids]
         prev = t["ema"][ids]
-        a = self.alpha
+        a = self.config.alpha
         var = np.where(old, (1.0 - a) * t["var"][ids] + a * (s - prev) ** 2, 0.0)  # Eq. 3; starts at zero
         ema = np.where(old, a * s + (1.0 - a) * prev, s)  # Eq. 2; starts at the first score
         t["var"][ids] = var
@@ -79,7 +101,7 @@ class EmaScores(DynamicPolicy):
 
     def _top(self, num_keep, rng) -> np.ndarray:
         """The `num_keep` highest scores, per class when `class_balanced`."""
-        if self.class_balanced:
+        if self.config.class_balanced:
             return top_per_class(
                 self.scores(), self._tables["label"],
                 lambda classes, counts: class_quotas_by_total(counts, num_keep, classes),
@@ -95,10 +117,9 @@ class EmaScores(DynamicPolicy):
 class UncertaintyEMA(EmaScores):
     """Keeps the `k` samples with the highest EMA of the loss (Raju et al. 2021, Eq. 1-2).
 
-    Args:
-        prune_ratio (`float`, *optional*, defaults to 0.5): fraction of samples removed per epoch, in [0, 1).
-        alpha (`float`, *optional*, defaults to 0.8): EMA weight of the newest loss, in (0, 1].
+    Parameters: `UncertaintyEMAConfig` (`prune_ratio`, `alpha`, `class_balanced`).
     """
 
     name = "uncertainty_ema"
     summary = "Highest EMA of the per-sample loss (Raju et al. 2021, Eq. 1-2)."
+    config_class = UncertaintyEMAConfig

@@ -13,7 +13,8 @@ ones (always wrong) have low variation and go first.
 NaN (a sample not seen in an epoch, e.g. dropped by `drop_last`) is handled deterministically: a window's std
 is taken over the epochs in it where the sample was seen and counts only if it saw the sample at least twice;
 `U` is the mean over the windows that count. A sample with no window that counts gets NaN, which ranks below
-every score and is removed first. With complete records this is exactly Eq. (2)-(3).
+every score and is removed first, unless the record saw it with a NaN or infinite loss or logits: its `U` is then
+undefined rather than low, and `select` keeps it (see `DynUnc`). With complete records this is exactly Eq. (2)-(3).
 
 The computation streams: `DynUncAccumulator` keeps a ring buffer of the last `J` epochs plus running sums, so it
 never holds `[K, n]` in memory (ImageNet-21K: n = 14.2 M).
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from ..citations import DYN_UNC
+from ..dyn_unc_window import check_dyn_unc_window
 from ..record import ScoreRecord
 from .base import Scores, Strategy, register_strategy
 from .config import StrategyConfig
@@ -49,10 +51,8 @@ class DynUncAccumulator:
     """
 
     def __init__(self, num_samples: int, window: int = 10):
-        if window < 2:
-            raise ValueError(f"window must be >= 2 (a std needs two epochs); got {window}.")
         self.n = int(num_samples)
-        self.J = int(window)
+        self.J = check_dyn_unc_window(window)
         self.epochs_seen = 0
         self._ring = np.zeros((self.J, self.n), dtype=np.float32)
         self._sum = np.zeros(self.n, dtype=np.float64)
@@ -153,11 +153,7 @@ class DynUncAccumulator:
 
     def result(self) -> np.ndarray:
         """Dyn-Unc `U` per sample `[n]` (float64) over the epochs fed so far; needs at least `J + 1` epochs."""
-        if self.epochs_seen < self.J + 1:
-            raise ValueError(
-                f"Dyn-Unc with window J={self.J} needs at least J+1={self.J + 1} epochs (Eq. 3 averages K-J "
-                f"windows); only {self.epochs_seen} were recorded. Train longer or pass a smaller `window`."
-            )
+        check_dyn_unc_window(self.J, self.epochs_seen, epochs_name="the epochs fed so far")
         scale = 1.0 / math.sqrt(self.J - 1)
         if self._u_windows is None:
             return self._u_sum * (scale / self._windows)
@@ -190,9 +186,7 @@ class DynUncConfig(StrategyConfig):
     signal: str = field(default="p_target", metadata={"help": "the recorded signal (the paper's is p_target)"})
 
     def __post_init__(self):
-        if isinstance(self.window, bool) or not isinstance(self.window, (int, np.integer)) or self.window < 2:
-            raise ValueError(f"window must be an integer >= 2 (a std needs two epochs); got {self.window!r}.")
-        self.window = int(self.window)
+        self.window = check_dyn_unc_window(self.window)
 
 
 @register_strategy
@@ -207,6 +201,11 @@ class DynUnc(Strategy):
     a sample not seen in an epoch is NaN and its windows use the epochs that saw it (their code treats a probability
     of exactly 0 as "not seen" and keeps the older values in its buffer, zeros at first); their factor 10 is dropped
     (it changes no ranking); ties go to the lower sample id.
+
+    Non-finite values: an epoch in which the sample's loss or logits were NaN or infinite
+    (`record.nonfinite(epoch)`) is left out of its windows, as an unseen epoch is: a window's std uses its finite
+    epochs and counts with at least two. `U` is then *undefined*, not low, for a sample left with no window that
+    counts, so such a sample is kept, not removed first (`Strategy.select`).
 
     Parameters: `DynUncConfig` (`window`, `signal`).
 
@@ -242,14 +241,7 @@ class DynUnc(Strategy):
         return (self.config.signal,)
 
     def compute(self, record: ScoreRecord) -> Scores:
-        window = self.config.window
-        if window >= record.num_epochs:
-            K = record.num_epochs
-            fix = f"use a window between 2 and {K - 1}" if K >= 3 else "no window fits fewer than 3 epochs"
-            raise ValueError(
-                f"window={window} must be below the number of recorded epochs ({K}): Eq. 3 averages K-J windows. "
-                f"{fix[0].upper() + fix[1:]}, or train for at least {window + 1} epochs."
-            )
+        window = check_dyn_unc_window(self.config.window, record.num_epochs, epochs_name="the recorded epochs")
         acc = DynUncAccumulator(record.num_samples, window)
         for row in record.iter_epochs(self.config.signal):
             acc.update(row)

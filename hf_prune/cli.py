@@ -257,6 +257,7 @@ def cmd_push(args) -> int:
         token=args.token,
         revision=args.revision,
         commit_message=args.commit_message,
+        overwrite=args.overwrite,
     )
     print(url)
     return 0
@@ -380,7 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the cached login)")
     p.add_argument("--revision", default=None, help="branch to push to (default: main)")
     p.add_argument("--commit-message", default=None, help="commit message")
+    p.add_argument(
+        "--overwrite",
+        "--force",
+        dest="overwrite",
+        action="store_true",
+        help="replace a different index list (or files that are not one) on the branch; without it such a push is "
+        "refused, naming what is there (--force is an alias, as in `git push --force`)",
+    )
     p.set_defaults(func=cmd_push)
+    from .importers.command import add_parser as add_import_parser  # hf-prune import: the papers' published artefacts
+
+    add_import_parser(sub)
     return parser
 
 

@@ -19,9 +19,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 from transformers.utils.hub import PushInProgress
 
-from .dynamic.trainer_hooks import CHECKPOINT_DYNAMIC_DIR
-from .export.model_card import pruning_card_section
-from .run_record import CHECKPOINT_PARTIAL_DIR, CHECKPOINT_RECORD_DIR
+from .run_record import CHECKPOINT_DYNAMIC_DIR, CHECKPOINT_PARTIAL_DIR, CHECKPOINT_RECORD_DIR
 
 
 __all__ = ["create_pruning_model_card", "hub_ignore_patterns", "push_checkpoint_without_record",
@@ -136,12 +134,17 @@ def create_pruning_model_card(
     index_repo_id=None,
     full_data_metrics=None,
     score_record_repo_id=None,
+    dynamic=None,
 ) -> None:
     """Writes `<output_dir>/README.md`: Trainer's card (`TrainingSummary.from_trainer`) with the "Trained on a pruned
     dataset" section, the pruning tags and the source dataset and list in `datasets:`. See
-    `PruningTrainer.create_model_card` for the arguments."""
+    `PruningTrainer.create_model_card` for the arguments; `dynamic` (`dict`, *optional*) is the dynamic policy the run
+    used (`policy`, `prune_ratio`, `pruning_period`), from `DynamicPruningTrainer`."""
     from huggingface_hub import ModelCard
     from transformers.modelcard import TrainingSummary
+
+    from .export.model_card import pruning_card_section  # the card templates: loaded when a card is written
+    from .export.untrusted import repo_id_or_none
 
     if not trainer.is_world_process_zero():
         return
@@ -152,17 +155,13 @@ def create_pruning_model_card(
     source = None
     if pruned_list is not None:
         source = (pruned_list.provenance.get("source") or {}).get("repo_id")
-    source = source or trainer.record_metadata.get("dataset_repo_id")
+    # goes into the card's `datasets:` and text: a provenance value that is not a Hub repo id is left out, not rendered
+    source = repo_id_or_none(source or trainer.record_metadata.get("dataset_repo_id"), "the training set's repo id")
     if dataset is None and source:
         dataset = [source]
     if dataset_tags is None and (dataset is not None or not getattr(trainer.train_dataset, "builder_name", None)):
         # Trainer names the dataset after its builder; a dataset built in memory has none ("the None dataset")
         dataset_tags = dataset if dataset is not None else []
-    dynamic = None
-    if trainer.dynamic_pruning is not None:
-        args = trainer.args
-        dynamic = {"policy": args.dynamic_policy, "prune_ratio": args.dynamic_prune_ratio,
-                   "pruning_period": args.pruning_period}  # fmt: skip
     last_log = (trainer.state.log_history or [{}])[-1]
     metrics = {k.removeprefix("eval_"): v for k, v in last_log.items() if k.startswith("eval_")}
     train_dataset = trainer.train_dataset

@@ -106,14 +106,24 @@ def test_a_list_made_on_a_subset_carries_full_split_ids_and_says_which_rows(tmp_
     text = (folder / "README.md").read_text()
     assert "Made on a subset" in text and "40 of the 100 rows" in text
     assert (folder / "images" / "data_map.png").exists()
+    # The run's (subset's) fingerprints are not the full split's: they are not checked against it. The list carries
+    # no fingerprint of the full split, so only its row count can be: a warning says what was not checked.
+    with pytest.warns(SourceMismatchWarning, match=r"only the row count \(100\).*not checked: the rows' content"):
+        assert len(load_pruned(full, folder)) == 30
+    # Saved with the full split (`source_dataset=`), the list carries its row fingerprint: checked, silent.
+    folder = save_results([mapped], tmp_path / "list", source=("org/data", "train"), source_dataset=full)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SourceMismatchWarning)
         pruned = load_pruned(full, folder)
     assert len(pruned) == 30
+    with pytest.raises(ValueError, match="rows are not the ones that were scored"):
+        load_pruned(full.shuffle(seed=0), folder)
     loaded = PruneResult.load(folder)
     np.testing.assert_array_equal(loaded.kept_ids, mapped.kept_ids)
-    with pytest.raises(ValueError, match="strictly increasing"):
-        result.to_source_rows(rows[::-1], 100)
+    reversed_rows = result.to_source_rows(rows[::-1], 100)  # any injective mapping (a shuffled subset) works
+    np.testing.assert_array_equal(reversed_rows.kept_ids, np.sort(rows[::-1][result.kept_ids]))
+    with pytest.raises(ValueError, match="names a full-split position twice"):
+        result.to_source_rows(np.r_[rows[:-1], rows[0]], 100)
 
 
 def test_load_pruned_streams_by_position_without_decoding_dropped_rows(tmp_path):

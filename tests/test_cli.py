@@ -105,15 +105,19 @@ def test_push_passes_every_option_to_push_folder_to_hub(tmp_path, monkeypatch, c
     export = pytest.importorskip("hf_prune.export", reason="hf_prune.export (push_folder_to_hub) not available yet")
     calls = []
 
-    def fake_push(folder, repo_id, private=False, token=None, revision=None, commit_message=None):
-        calls.append((folder, repo_id, private, token, revision, commit_message))
+    def fake_push(folder, repo_id, private=False, token=None, revision=None, commit_message=None, overwrite=False):
+        calls.append((folder, repo_id, private, token, revision, commit_message, overwrite))
         return "https://hub/commit/abc"
 
     monkeypatch.setattr(export, "push_folder_to_hub", fake_push)
     assert main(["push", str(tmp_path), "--repo", "org/ds", "--private", "--token", "t", "--revision", "dev",
                  "--commit-message", "msg"]) == 0  # fmt: skip
-    assert calls == [(str(tmp_path), "org/ds", True, "t", "dev", "msg")]
+    assert calls == [(str(tmp_path), "org/ds", True, "t", "dev", "msg", False)]
     assert "https://hub/commit/abc" in capsys.readouterr().out
+    # Replacing a different list on the branch is asked for explicitly: --overwrite, or --force as in `git push`.
+    for flag in ("--overwrite", "--force"):
+        assert main(["push", str(tmp_path), "--repo", "org/ds", flag]) == 0
+        assert calls[-1] == (str(tmp_path), "org/ds", False, None, None, None, True)
 
 
 def test_version_flag(capsys):

@@ -24,6 +24,7 @@ from hf_prune.export import (
     save_results,
     template_path,
 )
+from hf_prune.sample_ids import row_fingerprint
 
 
 N = 60
@@ -103,6 +104,7 @@ def test_parquet_layout_and_card_yaml(tmp_path, results):
         "revision": "rev-abc",
         "num_rows": N,
         "fingerprint": source._fingerprint,  # the source split's, over the training set's ("fp-train")
+        "row_fingerprint": row_fingerprint(source),  # checks a consumer's rows whatever their transforms
     }
     assert p["model"] == "tiny-swin" and p["epochs"] == 10 and p["window"] == 4 and p["seed"] == 11
     assert p["params"]["window"] == 4 and p["content_key"] == "file_name"
@@ -179,8 +181,11 @@ def test_load_pruned_checks_and_remaps(tmp_path, results):
     with pytest.raises(ValueError, match=r"'file_name' column has 60 duplicate values"):
         load_pruned(twice, folder)
 
-    with pytest.warns(SourceMismatchWarning, match="revision 'rev-abc'.*you loaded 'main'"):
+    # Another revision of the source than the card names: refused, or applied with a warning under force=True.
+    with pytest.raises(ValueError, match="revision 'rev-abc'.*you loaded 'main'.*force=True"):
         load_pruned(source, folder, source_revision="main")
+    with pytest.warns(SourceMismatchWarning, match="revision 'rev-abc'.*you loaded 'main'.*force=True"):
+        load_pruned(source, folder, source_revision="main", force=True)
     # Rows matched by content need no fingerprint: another cache of the same data (another fingerprint) is silent.
     source._fingerprint = "other-fp"
     with warnings.catch_warnings():
@@ -205,8 +210,10 @@ def test_source_revision_inferred_from_a_hub_cached_split(tmp_path, results):
         warnings.simplefilter("error")
         assert len(load_pruned(loaded, folder)) == 45
     newer = _hub_cached(_source().select(range(N)), tmp_path / "cache_b", "b" * 40)
-    with pytest.warns(SourceMismatchWarning, match=f"made on revision '{'a' * 40}'.*you loaded '{'b' * 40}'"):
+    with pytest.raises(ValueError, match=f"made on revision '{'a' * 40}'.*you loaded '{'b' * 40}'"):
         load_pruned(newer, folder)
+    with pytest.warns(SourceMismatchWarning, match=f"made on revision '{'a' * 40}'.*you loaded '{'b' * 40}'"):
+        load_pruned(newer, folder, force=True)
 
 
 def test_load_pruned_refuses_wrong_length_and_bad_checksum(tmp_path, results):

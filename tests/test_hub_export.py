@@ -67,9 +67,13 @@ with warnings.catch_warnings(record=True) as caught:
     pruned = load_pruned(source, "testuser/src-dyn-unc", config="prune_50", source_revision="v0")
 out["load_pruned"] = len(pruned) == r50.num_kept
 out["main_warnings"] = [str(w.message) for w in caught]
+try:
+    load_pruned(source, "testuser/src-dyn-unc", revision="v1", source_revision="v2")
+except ValueError as err:
+    out["v1_error"] = str(err)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    load_pruned(source, "testuser/src-dyn-unc", revision="v1", source_revision="v2")
+    load_pruned(source, "testuser/src-dyn-unc", revision="v1", source_revision="v2", force=True)
 out["v1_warnings"] = [str(w.message) for w in caught]
 out["ds_config_50"] = len(load_dataset("testuser/src-dyn-unc", "prune_50", split="train")) == r50.num_kept
 
@@ -96,12 +100,12 @@ out["tag_exists"] = error(lambda: r25.push_to_hub("testuser/src-dyn-unc", tag="v
 out["other_namespace"] = error(lambda: r25.push_to_hub("someone-else/list"))
 
 # 7. A failed commit after the repo was created leaves no repo behind.
-real_upload = HfApi.upload_folder
-def broken_upload(self, **kwargs):
+real_commit = HfApi.create_commit
+def broken_commit(self, *args, **kwargs):
     raise OSError("connection reset while uploading")
-HfApi.upload_folder = broken_upload
+HfApi.create_commit = broken_commit
 out["broken_upload"] = error(lambda: r25.push_to_hub("testuser/rolled-back"))
-HfApi.upload_folder = real_upload
+HfApi.create_commit = real_commit
 out["rolled_back_exists"] = api.repo_exists("testuser/rolled-back", repo_type="dataset")
 
 # 8. A wrong token (argument or HF_TOKEN) and no token at all: refused before anything is created.
@@ -128,8 +132,11 @@ print(json.dumps(out))
     assert out["select"] and out["filter"]
     assert out["main_default"] == 0.5 and out["main_25"] and out["tag_v1"] == 0.25
     assert out["load_pruned"] and out["ds_config_50"]
-    assert out["main_warnings"] == []  # no recorded revision on main: nothing to compare
-    assert len(out["v1_warnings"]) == 1 and "revision 'v0'" in out["v1_warnings"][0]
+    # No recorded revision on main: nothing to compare; no content key or fingerprint: the warning says what was not
+    # checked.
+    assert len(out["main_warnings"]) == 1 and "only the row count (80)" in out["main_warnings"][0]
+    assert "revision 'v0' of testuser/src, you loaded 'v2'" in out["v1_error"] and "force=True" in out["v1_error"]
+    assert any("revision 'v0'" in w and "Applied anyway (force=True)" in w for w in out["v1_warnings"])
     assert out["dev"] == 0.5
     assert out["private"] is True and out["all_scores"] is True
     assert out["missing_repo"].startswith("FileNotFoundError: No dataset repo 'testuser/nope' on http://127.0.0.1")

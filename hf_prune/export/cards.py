@@ -10,6 +10,7 @@ a card needs no strategy registry.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -18,11 +19,27 @@ from typing import TYPE_CHECKING, Any
 
 from ..provenance import jsonable
 from ..version import __version__
-from .index_list import CHECKSUM_DEFINITION
+from .index_list import CHECKSUM_DEFINITION, check_source
+from .untrusted import (
+    check_config_name,
+    check_count,
+    check_fingerprint,
+    check_repo_id,
+    check_revision,
+    check_split,
+    md_block,
+    md_code,
+    md_inline,
+    md_text,
+    py_str,
+)
 
 
 if TYPE_CHECKING:
-    from huggingface_hub import DatasetCard
+    from huggingface_hub import CardData, DatasetCard, RepoCard
+
+
+logger = logging.getLogger(__name__)
 
 
 DATASET_CARD_TEMPLATE = "pruned_index_list.md"
@@ -76,6 +93,75 @@ def method_info(result) -> MethodInfo:
     return MethodInfo.from_dict(result.provenance.get("method"), result.method)
 
 
+def trusted_method_info(method: str, info: Any) -> dict[str, str]:
+    """The card text of `method` as read from a list made elsewhere, made safe to render: title, description and
+    score name keep harmless inline formatting but no HTML, link, image or block markup (`untrusted.md_inline`), the
+    citation cannot close its fence (`md_block`). hf_prune's own method texts pass unchanged."""
+    info = info if isinstance(info, dict) else {}
+    out = {"name": method}
+    for key in ("title", "description", "score_name"):
+        if info.get(key):
+            out[key] = md_inline(info[key])
+    if info.get("citation"):
+        out["citation"] = md_block(info["citation"])
+    return out
+
+
+# Fields of a run record that `provenance.source_from_provenance` reads as the source's ids, with their grammar.
+_RECORD_SOURCE_FIELDS = {
+    "dataset_name": check_repo_id,
+    "dataset_repo_id": check_repo_id,
+    "dataset_config": check_config_name,
+    "dataset_config_name": check_config_name,
+    "dataset_split": check_split,
+    "dataset_revision": check_revision,
+    "dataset_fingerprint": check_fingerprint,
+}
+
+
+def trusted_provenance(provenance: dict[str, Any], method: str, where: str) -> dict[str, Any]:
+    """A list's saved provenance made safe to use: `source` checked like the card's (`check_source`), the record's
+    source fields that do not fit their grammar left out (they would be used as a repo id, a revision...), `subset`'s
+    counts checked, and the method's card text from `trusted_method_info`.
+
+    Raises:
+        `ValueError`: a malformed `source` or `subset`, naming `where` and the field.
+    """
+    provenance = dict(provenance or {})
+    if provenance.get("source") is not None:
+        if not isinstance(provenance["source"], dict):
+            raise ValueError(f"{where}: `provenance.source` must be a mapping; restore the file or delete it.")
+        check_source(provenance["source"], "provenance.source", where, require_rows=False)
+    record = provenance.get("record")
+    if isinstance(record, dict):
+        ignored = []
+        for key, check in _RECORD_SOURCE_FIELDS.items():
+            if record.get(key) is not None:
+                try:
+                    check(record[key], key, where)
+                except ValueError:
+                    ignored.append(key)
+        if ignored:
+            logger.warning(
+                f"{where}: `provenance.record` fields {ignored} are not valid ids; they are left out, not used as the "
+                "source's repo id, config, split or revision."
+            )
+            provenance["record"] = {k: v for k, v in record.items() if k not in ignored}
+    subset = provenance.get("subset")
+    if subset is not None:
+        if not isinstance(subset, dict):
+            raise ValueError(f"{where}: `provenance.subset` must be a mapping; restore the file or delete it.")
+        for key in ("num_rows", "num_source_rows"):
+            if subset.get(key) is not None:
+                check_count(subset[key], f"provenance.subset.{key}", where)
+        span = subset.get("range")
+        if span is not None and not (isinstance(span, list) and len(span) == 2 and all(type(v) is int for v in span)):
+            raise ValueError(f"{where}: `provenance.subset.range` must be [start, stop]; got {span!r:.60}.")
+    if "method" in provenance:
+        provenance["method"] = trusted_method_info(method, provenance["method"])
+    return provenance
+
+
 def selection_text(params: dict[str, Any]) -> str:
     """How the kept rows were chosen from the scores, from a result's `params` (keep, selection, class_balanced)."""
     end = "highest" if params.get("keep", "high") == "high" else "lowest"
@@ -89,6 +175,20 @@ def selection_text(params: dict[str, Any]) -> str:
     if params.get("class_balanced"):
         text += ", removing the same fraction from each class"
     return text
+
+
+def render_card(card_class: type[RepoCard], card_data: CardData, template: str, **template_kwargs: Any) -> RepoCard:
+    """`card_class.from_template(card_data, template_path=template_path(template), **template_kwargs)`, with four
+    Jinja filters for text a card shows that may come from a list or a card read from elsewhere: `py` (a Python
+    string literal, for code snippets), `code` (an inline code span), `text` (escaped plain text) and `block` (the
+    body of a fenced block). The YAML header is `card_data.to_yaml()`, as in `from_template`."""
+    import jinja2
+
+    environment = jinja2.Environment()  # the defaults of `jinja2.Template`, which `from_template` uses
+    environment.filters.update(py=py_str, code=md_code, text=md_text, block=md_block)
+    source = template_path(template).read_text(encoding="utf-8")
+    kwargs = {**card_data.to_dict(), **template_kwargs}
+    return card_class(environment.from_string(source).render(card_data=card_data.to_yaml(), **kwargs))
 
 
 def template_path(name: str) -> Path:
@@ -210,6 +310,7 @@ def render_dataset_card(
     from huggingface_hub import DatasetCard, DatasetCardData
 
     method = results[0].method
+    check_source(source, "source", "render_dataset_card", require_rows=False)
     info = method_info(results[0])
     names = list(lists)
     configs = [
@@ -224,11 +325,17 @@ def render_dataset_card(
         configs.append({"config_name": "scores", "data_files": [{"split": "train", "path": "data/scores/*.parquet"}]})
     pruning = pruning_metadata(results, lists, source, content_key)
     repo = source.get("repo_id")
+    if repo is not None:
+        check_repo_id(repo, "source.repo_id", "render_dataset_card")
     source_name = repo or source.get("local_name") or "the source dataset"
+    named = source_name.split("/")[-1]
     title = pretty_name or (
-        f"{source_name.split('/')[-1]} pruned with {info.title}" if repo or source.get("local_name")
-        else f"Pruned index list ({info.title})"
+        f"{named} pruned with {info.title}" if repo or source.get("local_name") else f"Pruned index list ({info.title})"
     )
+    heading = pretty_name or (
+        f"{md_text(named)} pruned with {info.title}" if repo or source.get("local_name")
+        else f"Pruned index list ({info.title})"
+    )  # fmt: skip
     tags = list(dict.fromkeys(["dataset-pruning", method, "hf-prune", *extra_tags]))
     licensing: dict[str, Any] = {}
     if license == "other":
@@ -254,10 +361,11 @@ def render_dataset_card(
         dataset_info=[{"config_name": name, **json.loads(json.dumps(feature_info))} for name in names],  # no YAML anchors
         pruning=pruning,
     )
-    return DatasetCard.from_template(
+    return render_card(
+        DatasetCard,
         card_data,
-        template_path=str(template_path(DATASET_CARD_TEMPLATE)),
-        title=title,
+        DATASET_CARD_TEMPLATE,
+        title=heading,
         repo_id=repo_id or REPO_ID_PLACEHOLDER,
         source=source,
         source_name=source_name,

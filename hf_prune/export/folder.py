@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..plots import data_map, score_histogram
 from ..provenance import infer_source, jsonable, normalize_source, source_from_provenance
+from ..sample_ids import row_fingerprint
 from .cards import render_dataset_card
 from .content import content_values
 from .index_list import (
@@ -54,10 +54,12 @@ from .index_list import (
 logger = logging.getLogger(__name__)
 
 
-def _draw(plot, path: Path, *args) -> bool:
-    """Draws a figure of `hf_prune.plots` into `path`; False (nothing written) without matplotlib or data."""
+def _draw(figure: str, path: Path, *args) -> bool:
+    """Draws the figure `hf_prune.plots.<figure>` into `path`; False (nothing written) without matplotlib or data."""
+    from .. import plots  # imported when a folder is drawn, not by everything that imports hf_prune.export
+
     try:
-        return plot(*args, path=path) is not None
+        return getattr(plots, figure)(*args, path=path) is not None
     except ImportError:
         return False
 
@@ -234,6 +236,8 @@ def save_results(
     src.update({k: v for k, v in normalize_source(source, n).items() if v is not None})
     src = normalize_source({k: v for k, v in src.items() if k != "num_rows"}, n)
     src["split"] = src["split"] or SPLIT
+    if source_dataset is not None and (rows_fp := row_fingerprint(source_dataset)) is not None:
+        src["row_fingerprint"] = rows_fp  # lets `load_pruned` check a consumer's rows, whatever its transforms
     if src.get("repo_id") and not looks_like_repo_id(str(src["repo_id"])):
         # a local folder: name it, but never publish the machine path or offer it to `load_dataset` as a repo id
         src["local_name"] = Path(str(src["repo_id"])).name
@@ -295,14 +299,14 @@ def save_results(
         with open(tmp / PROVENANCE_FILE, "w") as f:
             json.dump({"format_version": FORMAT_VERSION, "lists": provenance_lists}, f, indent=2, sort_keys=True)
         images = []
-        if plot and _draw(score_histogram, tmp / IMAGES_DIR / "score_histogram.png", results):
+        if plot and _draw("score_histogram", tmp / IMAGES_DIR / "score_histogram.png", results):
             images.append(("Histogram of the scores of kept and removed rows", f"{IMAGES_DIR}/score_histogram.png"))
         on_record = _on_record_rows(first, record, record_rows)
         if (
             plot
             and on_record is not None
             and record.has_signal("p_target")
-            and _draw(data_map, tmp / IMAGES_DIR / "data_map.png", record, on_record)
+            and _draw("data_map", tmp / IMAGES_DIR / "data_map.png", record, on_record)
         ):
             images.append(("Data map: mean p(y|x) over epochs against the score, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
         card = render_dataset_card(

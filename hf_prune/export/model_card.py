@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..provenance import source_from_provenance
-from .cards import MODEL_CARD_TEMPLATE, TRAINING_KEYS, MethodInfo, method_info, template_path
+from .cards import MODEL_CARD_TEMPLATE, TRAINING_KEYS, MethodInfo, method_info, render_card
 from .index_list import config_name_for
+from .untrusted import check_config_name, check_repo_id, check_split, md_code, md_text, py_str, repo_id_or_none
 
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def model_card(
 
     The card links the index list, states the ratio (fraction removed) and compares the metric with full-data
     training. Method, ratio, counts and source come from `result` where given; explicit arguments override them.
+    Repo ids, splits and config names are checked against the Hub's and `datasets`' grammars before they are
+    rendered, and every value shown in code or a snippet is escaped (`hf_prune.export.untrusted`).
 
     Args:
         index_repo_id (`str`):
@@ -69,6 +72,10 @@ def model_card(
 
     Returns:
         `huggingface_hub.ModelCard`: save it with `.save(path)` or push it with `.push_to_hub(repo_id)`.
+
+    Raises:
+        `ValueError`: `index_repo_id` or the source (given or from the result's provenance) is not a Hub repo id, or a
+            split or config name is malformed; the message names it.
 
     Example:
 
@@ -96,6 +103,14 @@ def model_card(
             training = {k: args[k] for k in TRAINING_KEYS if k in args} or None
     if index_config is None and prune_ratio is not None:
         index_config = config_name_for(prune_ratio)
+    check_repo_id(index_repo_id, "index_repo_id", "model_card")
+    if source is not None:
+        check_repo_id(source, "source", "model_card")
+    check_split(source_split, "source_split", "model_card")
+    if eval_split is not None:
+        check_split(eval_split, "eval_split", "model_card")
+    if index_config is not None:
+        check_config_name(index_config, "index_config", "model_card")
     info = method_info(result) if result is not None and method == result.method else MethodInfo.from_dict({}, method)
     eval_results = None
     if accuracy is not None and source and eval_split:
@@ -127,9 +142,10 @@ def model_card(
         diff = float(accuracy) - float(full_accuracy)
         both_fractions = 0 <= accuracy <= 1 and 0 <= full_accuracy <= 1
         delta = f"{100 * diff:+.2f} points" if both_fractions else f"{diff:+.4g}"
-    return ModelCard.from_template(
+    return render_card(
+        ModelCard,
         card_data,
-        template_path=str(template_path(MODEL_CARD_TEMPLATE)),
+        MODEL_CARD_TEMPLATE,
         title=title,
         source=source,
         source_split=source_split,
@@ -172,36 +188,45 @@ def pruning_card_section(
 
     Returns:
         `(markdown, tags, datasets)`: the section, the tags and the dataset ids to add to the card's metadata.
+
+    Raises:
+        `ValueError`: `index_repo_id` or `record_repo_id` is not a Hub repo id. A source repo id in the list's
+            provenance that is not one is left out of the section (with a warning), never rendered.
     """
     from huggingface_hub.constants import ENDPOINT
 
+    for name, value in (("index_repo_id", index_repo_id), ("score_record_repo_id", record_repo_id)):
+        if value is not None:
+            check_repo_id(value, name, "the model card")
     lines, tags, datasets = ["## Trained on a pruned dataset", ""], ["dataset-pruning", "hf-prune"], []
     if pruned_list is not None:
         info = method_info(pruned_list)
         src = source_from_provenance(pruned_list.provenance)
+        source = repo_id_or_none(src.get("repo_id"), "the pruned list's source repo id (`provenance.source.repo_id`)")
+        split = src.get("split") or "train"
         kept, n = pruned_list.num_kept, pruned_list.num_samples
         scored = int((pruned_list.provenance.get("subset") or {}).get("num_rows", n))
-        where = f"`{src['repo_id']}`" if src.get("repo_id") else "its training split"
+        where = md_code(source) if source else "its training split"
+        config = config_name_for(pruned_list.prune_ratio)
         lines.append(
-            f"This model was trained on a **pruned** copy of {where} (split `{src.get('split') or 'train'}`): "
+            f"This model was trained on a **pruned** copy of {where} (split {md_code(split)}): "
             f"{kept:,} of {scored:,} rows kept, selected with {info.title}; `prune_ratio` = {pruned_list.prune_ratio:g} "
             "is the fraction **removed**."
         )
         if index_repo_id:
-            lines += ["", f"The kept rows are the index list [`{index_repo_id}`]({ENDPOINT}/datasets/{index_repo_id}) "
-                      f"(config `{config_name_for(pruned_list.prune_ratio)}`):", "", "```python",
-                      "from datasets import load_dataset", "",
-                      f'keep = load_dataset("{index_repo_id}", "{config_name_for(pruned_list.prune_ratio)}", '
+            lines += ["", f"The kept rows are the index list [{md_code(index_repo_id)}]({ENDPOINT}/datasets/{index_repo_id}) "
+                      f"(config {md_code(config)}):", "", "```python", "from datasets import load_dataset", "",
+                      f'keep = load_dataset({py_str(index_repo_id)}, {py_str(config)}, '
                       'split="train").with_format("numpy")["index"][:]',
-                      f'train = load_dataset("{src.get("repo_id") or "<source dataset>"}", split="{src.get("split") or "train"}").select(keep)',
+                      f'train = load_dataset({py_str(source or "<source dataset>")}, split={py_str(split)}).select(keep)',
                       "```"]  # fmt: skip
             datasets.append(index_repo_id)
-        if src.get("repo_id"):
-            datasets.insert(0, src["repo_id"])
+        if source:
+            datasets.insert(0, source)
         tags.append(pruned_list.method)
     elif dynamic:
         lines.append(
-            f"This model was trained with **dynamic data pruning** (`{dynamic.get('policy')}`): every "
+            f"This model was trained with **dynamic data pruning** ({md_code(dynamic.get('policy'))}): every "
             f"{dynamic.get('pruning_period', 1)} epoch(s) the policy re-selected the training subset, removing "
             f"{100 * float(dynamic.get('prune_ratio', 0)):g} % of the rows from each pruned epoch."
         )
@@ -214,8 +239,10 @@ def pruning_card_section(
         shared = [k for k in metrics if k in full_data_metrics]
         if shared:
             lines += ["", "| metric | pruned | full data |", "|---|---|---|"]
-            lines += [f"| {k} | {_fmt_metric(metrics[k])} | {_fmt_metric(full_data_metrics[k])} |" for k in shared]
+            lines += [
+                f"| {md_text(k)} | {_fmt_metric(metrics[k])} | {_fmt_metric(full_data_metrics[k])} |" for k in shared
+            ]
     lines += ["", "Per-sample training dynamics were recorded with hf_prune's `PruningTrainer`; the score record is "
-              + (f"published separately in [`{record_repo_id}`]({ENDPOINT}/datasets/{record_repo_id})."
+              + (f"published separately in [{md_code(record_repo_id)}]({ENDPOINT}/datasets/{record_repo_id})."
                  if record_repo_id else "not part of this repository.")]  # fmt: skip
     return "\n".join(lines) + "\n", tags, datasets

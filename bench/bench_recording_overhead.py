@@ -62,7 +62,9 @@ def main() -> None:
             run_once(Trainer, model_name, train, args.batch, 1, tmp)  # warm-up (allocator, kernels, page cache)
             for _ in range(args.repeats):
                 for cls in (Trainer, PruningTrainer):
-                    times[cls].append(run_once(cls, model_name, train, args.batch, args.epochs, tmp))
+                    # a fresh output folder per run: PruningTrainer refuses to start over an existing record
+                    run_dir = tempfile.mkdtemp(dir=tmp)
+                    times[cls].append(run_once(cls, model_name, train, args.batch, args.epochs, run_dir))
         plain, ours = statistics.median(times[Trainer]), statistics.median(times[PruningTrainer])
         rows.append((model_name, plain, ours, times))
         print(f"{model_name}: Trainer {plain * 1e3:.1f} ms/step, PruningTrainer {ours * 1e3:.1f} ms/step, "

@@ -21,8 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
 
-__all__ = ["PRESETS", "LoadedModel", "WeightsUnavailableError", "build_timm_classifier", "load_image_classifier"]
+
+__all__ = [
+    "PRESETS",
+    "LoadedModel",
+    "TimmModuleForImageClassification",
+    "WeightsUnavailableError",
+    "build_timm_classifier",
+    "is_plain_timm_module",
+    "load_image_classifier",
+]
 
 # Named presets: (timm architecture, model_args). The Swin preset keeps the Swin-T design (patch merging, shifted
 # windows of 7) but fits 28x28 inputs: patch 2 gives a 14x14 grid, two stages of 2 blocks, 0.3 M parameters.
@@ -252,3 +263,32 @@ def _takes_img_size(architecture: str) -> bool:
 def is_local_checkpoint(path: str | os.PathLike) -> bool:
     """Whether `path` is a folder holding a transformers `config.json`."""
     return (Path(path) / "config.json").is_file()
+
+
+def is_plain_timm_module(model) -> bool:
+    """Whether `model` is a bare timm module (`timm.create_model(...)`): its `forward` takes an image tensor, not
+    `pixel_values` and `labels`, and it has no transformers `config`."""
+    module = type(model).__module__ or ""
+    return module.startswith("timm.") and not hasattr(model, "config") and hasattr(model, "forward_features")
+
+
+class TimmModuleForImageClassification(nn.Module):
+    """A bare timm classifier with the interface `Trainer` expects of an image classifier: `forward(pixel_values,
+    labels=None)` returns an `ImageClassifierOutput` (cross-entropy loss when labels are given, and the logits).
+    The timm module is `.model`: training updates the very module that was passed in. `PruningTrainer` wraps a bare
+    timm module in it by itself.
+
+    Args:
+        model (`torch.nn.Module`): e.g. `timm.create_model("resnet18", num_classes=10)`.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None):
+        from transformers.modeling_outputs import ImageClassifierOutput
+
+        logits = self.model(pixel_values)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return ImageClassifierOutput(loss=loss, logits=logits)

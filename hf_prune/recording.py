@@ -15,7 +15,9 @@ Either way every sample seen in the epoch is recorded exactly once (first occurr
 the uneven last batches, `drop_last`, gradient accumulation or the padding duplicates of distributed samplers.
 (`accelerator.gather_for_metrics` is not used: in a training loop with gradient accumulation it drops real
 samples, because it trims by the length of the dataset in the *last* batch it saw.)
-A label below 0 (the ignore index, -100) gives NaN signals and label -1 ("unknown"), not an error.
+A label below 0 (the ignore index, -100) gives NaN signals and label -1 ("unknown"), not an error. A sample with a
+NaN or infinite loss or logits gives NaN signals *with its label*: the record's writer stores it as seen with
+non-finite values (`ScoreRecord.nonfinite`), never as unseen.
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
     * `entropy`: entropy of the softmax (nats).
     * `el2n`: `|| softmax - onehot(label) ||_2` (Paul et al. 2021).
 
-    A negative label (the ignore index of `CrossEntropyLoss`, -100) gives NaN in every signal of that sample.
+    A negative label (the ignore index of `CrossEntropyLoss`, -100) gives NaN in every signal of that sample. So does
+    a sample whose logits hold a NaN or `+inf`, or whose signals are not all finite (an infinite loss): such a sample
+    was seen, with non-finite values, and `ScoreRecord`'s writer records it as such (its label is kept) rather than
+    as unseen. A `-inf` logit of another class (a masked class) is fine. Element-wise on the device: no host sync.
     """
     logits = logits.detach().float()
     if logits.dim() != 2:
@@ -108,15 +113,17 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
         elif name == "logit_margin":
             other = logits.scatter(1, idx, float("-inf"))
             columns.append(logits.gather(1, idx).squeeze(1) - other.max(dim=1).values)
-        elif name == "entropy":
-            columns.append(-(probs * log_p).sum(dim=1))
+        elif name == "entropy":  # 0 log 0 = 0: a masked class (logit -inf) adds nothing
+            columns.append(-torch.where(probs > 0, probs * log_p, torch.zeros_like(probs)).sum(dim=1))
         elif name == "el2n":
             err = probs.scatter_add(1, idx, -torch.ones_like(log_p_target).unsqueeze(1))
             columns.append(err.norm(dim=1))
         else:
             raise ValueError(f"Unknown signal {name!r}; choose from {list(SIGNALS)}.")
     values = torch.stack(columns, dim=1)
-    return torch.where(valid.unsqueeze(1), values, torch.full_like(values, float("nan")))
+    # NaN or +inf logits make log_p_target NaN or -inf; any other non-finite signal (an infinite margin) counts too.
+    finite = torch.isfinite(log_p_target) & torch.isfinite(values).all(dim=1)
+    return torch.where((valid & finite).unsqueeze(1), values, torch.full_like(values, float("nan")))
 
 
 RECORD_DTYPES = {"float32": torch.float32, "float16": torch.float16}

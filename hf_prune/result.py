@@ -13,7 +13,7 @@ import numpy as np
 from .export.folder import save_results
 from .export.hub import fetch_index_folder, push_results_to_hub
 from .export.index_list import read_index_list
-from .sample_ids import SAMPLE_ID_COLUMN, row_fingerprint
+from .sample_ids import SAMPLE_ID_COLUMN, row_fingerprint, row_fingerprint_matches
 from .selection import check_ratio
 
 
@@ -164,7 +164,7 @@ class PruneResult:
         record = self.provenance.get("record") or {}
         scored = record.get("dataset_row_fingerprint")
         current = row_fingerprint(dataset) if scored else None
-        if scored and current and scored != current:
+        if scored and current and row_fingerprint_matches(scored, dataset) is False:
             message = (
                 f"This dataset's rows differ from the ones that were scored (row fingerprint {current}, scored "
                 f"{scored}): same length, but shuffled, re-selected or another split, so `select(kept_ids)` would "
@@ -213,7 +213,9 @@ class PruneResult:
         and are not kept, and `provenance["subset"]` says which rows the run saw.
 
         Args:
-            rows (`np.ndarray` of int `[num_samples]`): strictly increasing full-split positions of the trained rows.
+            rows (`np.ndarray` of int `[num_samples]`): the full-split position of each trained row, any order, no
+                position twice (e.g. `shuffle(seed=s).select(range(m))`'s rows: `np.random.default_rng(s)`'s
+                permutation's first `m`, or `dataset._indices` of such a view; see `source_rows_of`).
             num_source_rows (`int`): rows of the full split.
             description (`str`, *optional*): how the rows were chosen, for the card (e.g. "the first 10,000 rows").
 
@@ -230,8 +232,16 @@ class PruneResult:
         rows = np.asarray(rows, dtype=np.int64)
         if rows.shape != (self.num_samples,):
             raise ValueError(f"`rows` must give the source position of each of the {self.num_samples} rows.")
-        if rows.size and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= num_source_rows):
-            raise ValueError(f"`rows` must be strictly increasing positions in [0, {num_source_rows}).")
+        if rows.size and (rows.min() < 0 or rows.max() >= num_source_rows):
+            raise ValueError(
+                f"`rows` must be positions in the full split, in [0, {num_source_rows}); got [{rows.min()}, "
+                f"{rows.max()}]."
+            )
+        if np.unique(rows).size != rows.size:
+            raise ValueError(
+                "`rows` names a full-split position twice: each trained row must come from its own source row (a "
+                "subset made with `select`/`shuffle`, not with repeats)."
+            )
         scores = np.full(num_source_rows, np.nan)
         scores[rows] = self.scores
         labels = None
@@ -241,16 +251,21 @@ class PruneResult:
         subset = {"num_rows": int(self.num_samples), "num_source_rows": int(num_source_rows)}
         if description:
             subset["description"] = description
-        if rows.size and int(rows[-1]) - int(rows[0]) + 1 == rows.size:
+        if rows.size and np.all(np.diff(rows) == 1):
             subset["range"] = [int(rows[0]), int(rows[-1]) + 1]
         provenance = {**self.provenance, "subset": subset}
-        if isinstance(self.provenance.get("record"), dict) and "dataset_row_fingerprint" in self.provenance["record"]:
-            # the scored rows' fingerprint belongs to the subset, not to the full split these ids now index
-            record = dict(self.provenance["record"])
-            subset["row_fingerprint"] = record.pop("dataset_row_fingerprint")
+        record = self.provenance.get("record")
+        if isinstance(record, dict) and {"dataset_row_fingerprint", "dataset_fingerprint"} & set(record):
+            # the scored rows' fingerprints belong to the subset, not to the full split these ids now index: left in
+            # the record, a consumer's full split would be checked against the subset's fingerprint
+            record = dict(record)
+            if "dataset_row_fingerprint" in record:
+                subset["row_fingerprint"] = record.pop("dataset_row_fingerprint")
+            if "dataset_fingerprint" in record:
+                subset["fingerprint"] = record.pop("dataset_fingerprint")
             provenance["record"] = record
         return PruneResult(
-            kept_ids=rows[self.kept_ids], scores=scores, prune_ratio=self.prune_ratio, method=self.method,
+            kept_ids=np.sort(rows[self.kept_ids]), scores=scores, prune_ratio=self.prune_ratio, method=self.method,
             params=dict(self.params), num_samples=num_source_rows, labels=labels, provenance=provenance,
         )  # fmt: skip
 
@@ -281,8 +296,17 @@ class PruneResult:
         config: str | None = None,
         revision: str | None = None,
         token: str | None = None,
+        *,
+        verify: bool = True,
     ) -> PruneResult:
-        """Reads a list written by `save` (or pushed with `push_to_hub`) back, verifying its checksum.
+        """Reads a list written by `save` (or pushed with `push_to_hub`) back, checked against its card.
+
+        A folder or repo is untrusted input: its card's fields are validated, every path stays inside the folder or
+        snapshot, the ids are checked (integer type, no nulls, in range, strictly increasing, count and checksum as
+        the card says) before the per-row arrays (`[num_samples]` scores and labels) are allocated, and those must fit
+        in memory. The method's text for cards comes from hf_prune's own registry (a method it does not know keeps
+        its text as escaped plain text); repo ids and revisions in the provenance are checked against the Hub's
+        grammar.
 
         Scores and labels of rows *not kept* are NaN / -1 unless the folder was saved with `all_scores=True`.
 
@@ -295,17 +319,34 @@ class PruneResult:
                 Revision of the Hub repo.
             token (`str`, *optional*):
                 Hub token for private repos.
+            verify (`bool`, *optional*, defaults to `True`):
+                Require the card's `index_sha256` and check the ids against it; `verify=False` reads a list without
+                one and warns that the checksum was not checked.
+
+        Raises:
+            `ValueError`: the card, the provenance file or the data are malformed or disagree (the message names the
+                file and the field). `FileNotFoundError`: no such folder or repo, or missing data files.
         """
+        from .export.cards import trusted_provenance
+        from .export.untrusted import check_fits_in_memory
+
         folder = fetch_index_folder(path_or_repo_id, config=config, revision=revision, token=token)
-        index_list = read_index_list(folder, config)
+        index_list = read_index_list(folder, config, verify=verify)
+        n = index_list.num_samples
+        check_fits_in_memory(
+            17 * n, f"{n:,} rows' scores, labels and mask", f"{folder} [{index_list.config_name}]",
+            "Use `load_pruned` or `hf_prune.export.read_index_list`, which hold the kept ids only.",
+        )  # fmt: skip
         params, provenance = index_list.saved_params_and_provenance()
+        method = str(index_list.pruning["method"])
+        provenance = trusted_provenance(provenance, method, f"{folder}/pruning_provenance.json")
         return cls(
             kept_ids=index_list.index,
             scores=index_list.full_scores(),
             prune_ratio=float(index_list.entry["prune_ratio"]),
-            method=str(index_list.pruning["method"]),
+            method=method,
             params=params,
-            num_samples=index_list.num_samples,
+            num_samples=n,
             labels=index_list.full_labels(),
             provenance=provenance,
         )
@@ -320,10 +361,12 @@ class PruneResult:
         source: Any = None,
         *,
         tag: str | None = None,
+        overwrite: bool = False,
         **kwargs: Any,
     ) -> str:
-        """Publishes this list as a Hub dataset repo (`create_repo(repo_type="dataset")` + `upload_folder`, one
-        commit) and returns the commit URL. Token and folder are validated first: nothing is half-pushed.
+        """Publishes this list as a Hub dataset repo (`create_repo(repo_type="dataset")` + one `create_commit` made
+        against the branch head it was prepared on) and returns the commit URL. Token and folder are validated first:
+        nothing is half-pushed, and a concurrent commit makes the push fail instead of being overwritten.
 
         Args:
             repo_id (`str`):
@@ -341,6 +384,10 @@ class PruneResult:
                 `("ILSVRC/imagenet-1k", "train", "<revision>")`.
             tag (`str`, *optional*):
                 Tag the commit (e.g. `"v1.0"`).
+            overwrite (`bool`, *optional*, defaults to `False`):
+                Replace a *different* list on the branch (another method, other ids under the same config, no config
+                in common, another source split); without it such a push is refused, naming what is there
+                (`push_folder_to_hub`).
             kwargs:
                 Passed to `save` (`content_key=`, `source_dataset=`, `license=`...).
 
@@ -354,8 +401,9 @@ class PruneResult:
         ```
         """
         return push_results_to_hub(
-            [self], repo_id, private, token, revision, commit_message, tag=tag, source=source, **kwargs
-        )
+            [self], repo_id, private, token, revision, commit_message, tag=tag, overwrite=overwrite, source=source,
+            **kwargs,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (

@@ -18,39 +18,51 @@
 * `save_to_checkpoint` (before Trainer saves a checkpoint): the record and every rank's rows of the epoch in progress;
 * `finish` marks the record complete; `release_lock` lets the folder go.
 
+`resolve_checkpoint(True)` resumes from the newest *complete* checkpoint (`checkpoint_problem`: Trainer's files whole,
+the record verified, every rank's rows there) and logs the ones it skips; `checkpoint_save_errors` turns a checkpoint
+save that fails on a full disk (torch's `unexpected pos`, `basic_ios::clear`...) into one `OSError` naming the folder.
+
 The main process alone touches the files; every step that can fail there is raised on every rank
 (`hf_prune.distributed.raise_on_every_rank`), so no rank is left waiting in a collective.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .distributed import raise_on_every_rank, stream_rows_to_main
 from .record import RECORD_FILE, ScoreRecord
 from .recording import Recorder
-from .sample_ids import SAMPLE_ID_COLUMN, row_fingerprint
+from .sample_ids import SAMPLE_ID_COLUMN, row_fingerprint, row_fingerprint_matches
 
 
-__all__ = ["CHECKPOINT_PARTIAL_DIR", "CHECKPOINT_RECORD_DIR", "RunRecord", "score_record_path"]
+__all__ = ["CHECKPOINT_DYNAMIC_DIR", "CHECKPOINT_PARTIAL_DIR", "CHECKPOINT_RECORD_DIR", "RunRecord",
+           "checkpoint_problem", "checkpoint_save_errors", "score_record_path"]  # fmt: skip
 
 logger = logging.get_logger(__name__)
 
 CHECKPOINT_RECORD_DIR = "score_record"
 CHECKPOINT_PARTIAL_DIR = "score_record_partial"
+# `DynamicPruningTrainer`'s sampler and policy state (`hf_prune.dynamic.checkpoint`); named here, beside the record's
+# folders, so that the Hub side leaves every folder hf_prune writes into a checkpoint out of a model repo.
+CHECKPOINT_DYNAMIC_DIR = "dynamic_pruning"
 PARTIAL_META_FILE = "meta.json"
 
 
@@ -91,6 +103,8 @@ class RunRecord:
         self.train_dataset = train_dataset
         self.record: ScoreRecord | None = None  # writable, on the main process, while training
         self.recorded_epochs = 0
+        # Samples of the epoch written last that were seen with a NaN/inf loss or logits (main process; else None).
+        self.last_epoch_num_nonfinite: int | None = None
         self._lock_fd: int | None = None
 
     @property
@@ -116,19 +130,54 @@ class RunRecord:
     # ------------------------------------------------------------------ before training
 
     def resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
-        """The checkpoint to resume from (`True`: the last one in `output_dir`), refused as Trainer would refuse it,
-        but *before* the record is touched."""
+        """The checkpoint to resume from, refused as Trainer would refuse it, but *before* the record is touched.
+
+        `True` takes the newest *complete* checkpoint in `output_dir` (see `checkpoint_problem`: `trainer_state.json`
+        readable, model weights and Trainer's torch files whole, the score record verified, every rank's rows of the
+        epoch in progress there) and logs every newer one it skips, with the reason: a save cut short by `SIGTERM`,
+        `kill -9` or a full disk leaves such a folder. The main process decides and tells the others (one broadcast).
+        An explicit path must hold a finished save too; its record is checked later by `prepare`.
+        """
         if resume_from_checkpoint is None or resume_from_checkpoint is False:
             return None
         if resume_from_checkpoint is True:
-            output_dir = self.args.output_dir
-            last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-            if last is None:
-                raise ValueError(f"No valid checkpoint found in output directory ({output_dir})")
-            return last
+            return self._newest_complete_checkpoint()
         if not os.path.isdir(resume_from_checkpoint):
             raise ValueError(f"Can't find a valid checkpoint at {resume_from_checkpoint}")
+        problem = checkpoint_problem(resume_from_checkpoint, check_record=False)
+        if problem is not None:
+            raise ValueError(
+                f"Can't resume from {resume_from_checkpoint}: {problem}. Nothing was changed. Resume from an earlier "
+                "checkpoint, or pass `resume_from_checkpoint=True` to take the newest complete one."
+            )
         return str(resume_from_checkpoint)
+
+    def _newest_complete_checkpoint(self) -> str:
+        output_dir = self.args.output_dir
+        accelerator = self.accelerator
+        chosen, skipped, error = None, [], None
+        if accelerator.is_main_process:
+            try:
+                chosen, skipped = newest_complete_checkpoint(output_dir)
+            except Exception as err:  # noqa: BLE001 - told to every rank just below
+                error = f"{type(err).__name__}: {err}"
+        if accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            shared = broadcast_object_list([chosen, skipped, error], from_process=0)
+            chosen, skipped, error = shared
+        if error is not None:
+            raise RuntimeError(f"Looking for a checkpoint to resume from in {output_dir} failed: {error}")
+        if chosen is None:
+            why = ""
+            if skipped:
+                why = ": every checkpoint is incomplete (" + "; ".join(f"{name}: {reason}" for name, reason in
+                                                                     skipped) + ")"  # fmt: skip
+            raise ValueError(f"No valid checkpoint found in output directory ({output_dir}){why}")
+        if accelerator.is_main_process:
+            for name, reason in skipped:
+                logger.warning(f"Not resuming from {name}: {reason}. Resuming from {chosen} instead.")
+        return chosen
 
     def prepare(self, checkpoint: str | None, metadata: Callable[[], dict[str, Any]]) -> int:
         """Sets up the record this run writes, on every process (a collective). The main process takes the lock,
@@ -242,7 +291,7 @@ class RunRecord:
         if rows_then is not None and rows_now is not None and rows_then != rows_now:
             problems.append(f"a train dataset of {rows_then} rows (this one has {rows_now})")
         saved_fp, now_fp = stored.get("dataset_row_fingerprint"), self.dataset_row_fingerprint()
-        if saved_fp and now_fp and saved_fp != now_fp:
+        if saved_fp and now_fp and row_fingerprint_matches(saved_fp, self.train_dataset) is False:
             problems.append(
                 f"other rows (row fingerprint {saved_fp}, this train dataset's is {now_fp}: shuffled, re-selected or "
                 "another split?)"
@@ -294,7 +343,9 @@ class RunRecord:
             tmp = path.with_name(path.name + ".resume-tmp")
             if tmp.exists():
                 shutil.rmtree(tmp)
-            ScoreRecord.copy(saved, tmp)  # a real copy: the resumed run rewrites rows past the checkpoint
+            # A real copy (the resumed run rewrites rows past the checkpoint); verified just before, and the copy is
+            # verified again when opened for writing.
+            ScoreRecord.copy(saved, tmp, verify="fast")
             if path.exists():
                 if _is_complete_record(path):
                     _move_aside(path, "it is complete; resuming from an earlier checkpoint rewrites it")
@@ -400,6 +451,15 @@ class RunRecord:
                 writer.close()
         raise_on_every_rank(error, accelerator, f"writing epoch {epoch} of the score record")
         self.recorded_epochs += 1
+        self.last_epoch_num_nonfinite = writer.num_nonfinite if writer is not None else None
+        if self.last_epoch_num_nonfinite:
+            logger.warning(
+                f"Epoch {epoch}: {self.last_epoch_num_nonfinite} sample(s) were trained with a NaN or infinite loss or "
+                "logits. The record keeps them as seen with non-finite values (NaN values, `nonfinite.npy`; "
+                "`ScoreRecord.nonfinite(epoch)`), not as unseen; every static strategy leaves those epochs out of its "
+                "maths and never removes a sample first because of them. Many such samples mean the training diverged "
+                "(lower the learning rate, use gradient clipping or bf16)."
+            )
         return epoch
 
     def save_to_checkpoint(self, checkpoint: Path, trained_rows: int) -> None:
@@ -409,26 +469,38 @@ class RunRecord:
         Args:
             checkpoint (`Path`): the checkpoint folder.
             trained_rows (`int`): the samples this process has trained in the epoch in progress.
+
+        Raises:
+            `OSError` naming the checkpoint and the file when the disk is full (see `checkpoint_save_errors`).
         """
         is_main = self.accelerator.is_main_process
         partial = checkpoint / CHECKPOINT_PARTIAL_DIR
-        partial.mkdir(parents=True, exist_ok=True)
-        if is_main and self.record is not None:
-            _link_record(self.record.path, checkpoint / CHECKPOINT_RECORD_DIR)
-        state = self.recorder.state_dict()
-        state["trained"] = trained_rows
-        rank_file = partial / f"rank{self.accelerator.process_index}.pt"
-        torch.save(state, rank_file.with_suffix(".tmp"))
-        os.replace(rank_file.with_suffix(".tmp"), rank_file)
-        if is_main:
-            meta = {
-                "world_size": self.accelerator.num_processes,
-                "per_device_train_batch_size": self.args.per_device_train_batch_size,
-                "gradient_accumulation_steps": self.args.gradient_accumulation_steps,
-                "total_train_batch_size": self.total_train_batch_size,
-                "recorded_epochs": self.recorded_epochs,
-            }
-            (partial / PARTIAL_META_FILE).write_text(json.dumps(meta, indent=2))
+        with checkpoint_save_errors(checkpoint, "the score record"):
+            partial.mkdir(parents=True, exist_ok=True)
+            if is_main and self.record is not None:
+                _link_record(self.record.path, checkpoint / CHECKPOINT_RECORD_DIR)
+            state = self.recorder.state_dict()
+            state["trained"] = trained_rows
+            rank_file = partial / f"rank{self.accelerator.process_index}.pt"
+            torch.save(state, rank_file.with_suffix(".tmp"))
+            os.replace(rank_file.with_suffix(".tmp"), rank_file)
+            if is_main:
+                meta = {
+                    "world_size": self.accelerator.num_processes,
+                    "per_device_train_batch_size": self.args.per_device_train_batch_size,
+                    "gradient_accumulation_steps": self.args.gradient_accumulation_steps,
+                    "total_train_batch_size": self.total_train_batch_size,
+                    "recorded_epochs": self.recorded_epochs,
+                }
+                meta_tmp = partial / (PARTIAL_META_FILE + ".tmp")
+                meta_tmp.write_text(json.dumps(meta, indent=2))
+                os.replace(meta_tmp, partial / PARTIAL_META_FILE)
+
+    @staticmethod
+    def checkpoint_save_errors(checkpoint: str | os.PathLike, what: str = "the checkpoint"):
+        """`checkpoint_save_errors` (a context manager): wrap Trainer's own checkpoint save in it, so that a full
+        disk surfaces as one `OSError` naming the checkpoint instead of torch's `unexpected pos`."""
+        return checkpoint_save_errors(checkpoint, what)
 
     def finish(self) -> None:
         """Marks the record complete (training ended normally): a later resume from an earlier checkpoint moves it
@@ -480,7 +552,7 @@ def _link_record(src: Path, dst: Path) -> None:
         if item.name == RECORD_FILE or item.suffix == ".tmp":
             continue
         if item.name.startswith("labels"):
-            shutil.copy2(item, tmp / item.name)  # labels are updated in place
+            shutil.copy2(item, tmp / item.name)  # small; a copy keeps the checkpoint's labels its own
             continue
         try:
             os.link(item, tmp / item.name)
@@ -490,3 +562,225 @@ def _link_record(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
+
+
+# ---------------------------------------------------------------------------------------------- complete checkpoints
+
+_CHECKPOINT_DIR = re.compile(rf"^{re.escape(PREFIX_CHECKPOINT_DIR)}-(\d+)$")
+TRAINER_STATE_FILE = "trainer_state.json"
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors", "adapter_model.bin")
+_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+_TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
+def newest_complete_checkpoint(output_dir: str | os.PathLike) -> tuple[str | None, list[tuple[str, str]]]:
+    """`(path, skipped)`: the checkpoint with the highest step in `output_dir` for which `checkpoint_problem` finds
+    nothing (`None` if there is none), and `(name, reason)` of every newer one passed over."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None, []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _CHECKPOINT_DIR.match(p.name)) and p.is_dir()]
+    skipped = []
+    for _, checkpoint in sorted(found, key=lambda item: -item[0]):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint), skipped
+        skipped.append((checkpoint.name, problem))
+    return None, skipped
+
+
+def checkpoint_problem(checkpoint: str | os.PathLike, check_record: bool = True) -> str | None:
+    """Why `checkpoint` cannot be resumed from (a sentence), or `None` when its save finished.
+
+    A save that `SIGTERM`, `kill -9` or a full disk cut short leaves one of these (Trainer writes `trainer_state.json`
+    last, after the weights, optimizer, scheduler and RNG state; `PruningTrainer` writes the record and every rank's
+    rows first). Checked from headers and sizes, without loading tensors:
+
+    * `trainer_state.json` is there and parses, with a `global_step`;
+    * model weights are there (safetensors: the header parses and the file is as long as it says; torch zip files:
+      the central directory is readable; sharded: every shard of the index), or an FSDP / DeepSpeed folder;
+    * `optimizer.pt`, `scheduler.pt`, `scaler.pt`, `rng_state*.pth`, where present, are whole;
+    * with `check_record`: the score record passes `ScoreRecord.verify` (`verify="auto"`), and every rank's rows of
+      the epoch in progress are there and whole.
+    """
+    checkpoint = Path(checkpoint)
+    state = checkpoint / TRAINER_STATE_FILE
+    if not state.is_file():
+        return f"no {TRAINER_STATE_FILE} (its save did not finish: Trainer writes that file last)"
+    try:
+        step = json.loads(state.read_text())["global_step"]
+        if not isinstance(step, int):
+            raise ValueError(f"global_step is {step!r}")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{TRAINER_STATE_FILE} is unreadable or incomplete ({type(err).__name__}: {err}; its save did not finish)"
+    problem = _weights_problem(checkpoint)
+    if problem is not None:
+        return problem
+    for file in [*(checkpoint / name for name in _TORCH_FILES), *sorted(checkpoint.glob("rng_state*.pth"))]:
+        if file.is_file():
+            problem = _torch_file_problem(file)
+            if problem is not None:
+                return problem
+    if not check_record:
+        return None
+    saved = checkpoint / CHECKPOINT_RECORD_DIR
+    if (saved / RECORD_FILE).exists():
+        try:
+            ScoreRecord.verify(saved)
+        except (OSError, ValueError) as err:
+            first = str(err).split(". ")[0]
+            return f"its score record fails verification ({first})"
+    partial = checkpoint / CHECKPOINT_PARTIAL_DIR
+    if partial.is_dir():
+        meta_file = partial / PARTIAL_META_FILE
+        try:
+            world = int(json.loads(meta_file.read_text())["world_size"]) if meta_file.exists() else None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return f"{CHECKPOINT_PARTIAL_DIR}/{PARTIAL_META_FILE} is unreadable ({err})"
+        files = [partial / f"rank{r}.pt" for r in range(world)] if world else sorted(partial.glob("rank*.pt"))
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            return f"the rows of the epoch in progress of {missing} are missing from {CHECKPOINT_PARTIAL_DIR}"
+        for file in files:
+            problem = _torch_file_problem(file)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _weights_problem(checkpoint: Path) -> str | None:
+    for index_name in _WEIGHT_INDEXES:
+        index = checkpoint / index_name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+                return f"{index_name} is unreadable ({err})"
+            for shard in shards:
+                file = checkpoint / shard
+                if not file.is_file():
+                    return f"the weight shard {shard} named in {index_name} is missing"
+                problem = _safetensors_problem(file) if shard.endswith(".safetensors") else _torch_file_problem(file)
+                if problem is not None:
+                    return problem
+            return None
+    for name in _WEIGHT_FILES:
+        file = checkpoint / name
+        if file.is_file():
+            return _safetensors_problem(file) if name.endswith(".safetensors") else _torch_file_problem(file)
+    others = [p.name for p in checkpoint.iterdir()]
+    if any("pytorch_model_fsdp" in name or name.startswith("global_step") for name in others):
+        return None  # FSDP sharded state / DeepSpeed: their own loaders check them
+    adapters = [p for p in checkpoint.iterdir() if p.is_dir() and any((p / f).is_file() for f in _WEIGHT_FILES[2:])]
+    if adapters:
+        return None
+    return f"no model weights ({' / '.join(_WEIGHT_FILES[:2])}): its save did not finish"
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    """A safetensors file is an 8-byte header length, a JSON header with every tensor's byte range, then the data."""
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{file.name} is truncated ({size} bytes)"
+            length = int.from_bytes(head, "little")
+            if 8 + length > size:
+                return f"{file.name} is truncated (its header needs {8 + length} bytes, the file has {size})"
+            header = json.loads(f.read(length))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        return f"{file.name} is unreadable ({type(err).__name__}: {err})"
+    if 8 + length + end > size:
+        return f"{file.name} is truncated ({size} of {8 + length + end} bytes)"
+    return None
+
+
+def _torch_file_problem(file: Path) -> str | None:
+    """`torch.save` files are zip archives (a legacy pickle is only checked to be non-empty)."""
+    try:
+        size = file.stat().st_size
+        if size == 0:
+            return f"{file.name} is empty"
+        with open(file, "rb") as f:
+            magic = f.read(4)
+        if magic == b"PK\x03\x04":
+            with zipfile.ZipFile(file) as archive:
+                archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as err:
+        return f"{file.name} is truncated or damaged ({type(err).__name__}: {err})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- failed saves
+
+# What torch, safetensors and the C++ streams say when a write fails (a full disk, most often).
+_WRITE_FAILURE = re.compile(
+    r"no space left|unexpected pos|basic_ios::clear|iostream error|file write failed|failed writing|"
+    r"PytorchStreamWriter|StorageFull|os error 28|disk quota|\bErrno 28\b|ENOSPC|EDQUOT|input/output error",
+    re.IGNORECASE,
+)
+
+
+@contextlib.contextmanager
+def checkpoint_save_errors(checkpoint: str | os.PathLike, what: str = "the checkpoint"):
+    """Turns a checkpoint save that fails to write (a full disk, a quota, an I/O error) into one `OSError` naming
+    the checkpoint folder, what was being saved, the file where known, the free space, and what to do. torch reports
+    a full disk as `RuntimeError: ... unexpected pos ...` or `basic_ios::clear: iostream error`, safetensors as
+    `StorageFull`; those are translated, any other error passes through unchanged.
+
+    `PruningTrainer` runs its own record save (`RunRecord.save_to_checkpoint`) and Trainer's `_save_checkpoint` in
+    it.
+
+    Example:
+
+    ```python
+    >>> with checkpoint_save_errors(checkpoint):
+    ...     super()._save_checkpoint(model, trial)
+    ```
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - translated below, or re-raised unchanged
+        if getattr(err, "hf_prune_checkpoint", None) is not None:
+            raise  # already translated (nested wrappers)
+        write_error = isinstance(err, OSError) and not isinstance(err, (FileNotFoundError, IsADirectoryError))
+        if not write_error and not _WRITE_FAILURE.search(f"{type(err).__name__}: {err}"):
+            raise
+        raise _save_error(Path(checkpoint), what, err) from None
+
+
+def _save_error(checkpoint: Path, what: str, err: Exception) -> OSError:
+    code = getattr(err, "errno", None)
+    text = f"{type(err).__name__}: {err}".strip()
+    space = _free_space(checkpoint)
+    if code is None:
+        full = re.search(r"no space left|StorageFull|os error 28|Errno 28|ENOSPC", text, re.IGNORECASE)
+        code = errno.ENOSPC if full or (space is not None and space < 2**20) else errno.EIO
+    filename = getattr(err, "filename2", None) or getattr(err, "filename", None)  # a copy's destination, else the file
+    where = f" at {filename}" if filename and str(checkpoint) not in str(err) else ""
+    disk = f" {space / 2**20:.1f} MiB are free on that disk." if space is not None else ""
+    likely = " The disk is probably full." if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else ""
+    first = text.splitlines()[0] if text else type(err).__name__
+    if len(first) > 300:
+        first = first[:300] + "..."
+    error = OSError(
+        code,
+        f"Saving {what} into checkpoint {checkpoint} failed{where} ({first}).{likely}{disk} The checkpoint is "
+        "incomplete; `train(resume_from_checkpoint=True)` skips it and resumes from the newest complete one. Free some "
+        "space (or lower `save_total_limit`), then resume.",
+        str(filename or checkpoint),
+    )
+    error.hf_prune_checkpoint = str(checkpoint)
+    return error
+
+
+def _free_space(path: Path) -> int | None:
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None

@@ -22,6 +22,7 @@ sampler ── position i ──> SampleIdDataset[i] = SampleIdItem(sample_id, d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -81,13 +82,14 @@ class SampleIdDataset(torch.utils.data.Dataset):
         dataset (map-style dataset): a `datasets.Dataset` or any dataset with `__len__` and `__getitem__`.
         keep_keys (`Sequence[str]`, *optional*): when given, dict items keep only these keys (Trainer's
             `remove_unused_columns` for datasets that are not `datasets.Dataset`, which it applies to the items).
-        augmentation_seed (`int`, *optional*): when given, every item is read with torch's, numpy's and Python's
-            global random generators seeded from `(augmentation_seed, epoch, sample_id)` (`set_epoch`), and restored
-            afterwards: a random augmentation (`ImageTransform(train=True)`, any torchvision transform, a
-            `set_transform` that draws from those generators) then gives a sample the same view in a given epoch
-            whatever the loader workers, the batch it lands in, or a resume in the middle of the epoch. Items are
-            then read one at a time (a batched transform sees batches of one). The epoch lives in shared memory, so
-            persistent loader workers see `set_epoch` too.
+        augmentation_seed (`int`, *optional*): when given, every batch of items is read with torch's, numpy's and
+            Python's global random generators seeded from `(augmentation_seed, epoch, the batch's sample ids)`
+            (`set_epoch`), and restored afterwards: a random augmentation (`ImageTransform(train=True)`, any
+            torchvision transform, a `set_transform` that draws from those generators) then gives a batch the same
+            views in a given epoch whatever the loader worker that reads it, or a resume in the middle of the epoch
+            (which replays the same batches). Batched reads stay batched (one generator state per batch, not per
+            item: the cost is one seeding per batch). The epoch lives in shared memory, so persistent loader workers
+            see `set_epoch` too.
 
     Example:
 
@@ -133,31 +135,36 @@ class SampleIdDataset(torch.utils.data.Dataset):
         if self._epoch is not None:
             self._epoch[0] = int(epoch)
 
-    def _seeded_item(self, index: int, sample_id: int):
+    @contextlib.contextmanager
+    def _seeded(self, sample_ids: Sequence[int]):
+        """The global generators seeded from (seed, epoch, these sample ids), restored afterwards."""
+        key = 0
+        for i in sample_ids:  # order-sensitive: the same batch in the same order
+            key = augmentation_seed_of(key, len(sample_ids), int(i))
+        seed = augmentation_seed_of(self.augmentation_seed, int(self._epoch[0]), key)
         with torch.random.fork_rng(devices=[]):
-            seed = augmentation_seed_of(self.augmentation_seed, int(self._epoch[0]), sample_id)
             np_state, py_state = np.random.get_state(), random.getstate()
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
             random.seed(seed)
             try:
-                return self.dataset[index]
+                yield
             finally:
                 np.random.set_state(np_state)
                 random.setstate(py_state)
 
     def __getitem__(self, index) -> SampleIdItem:
         sample_id = self.ids_of([index])[0]
-        if self.augmentation_seed is not None:
-            return SampleIdItem(sample_id, self._filter(self._seeded_item(index, sample_id)))
-        return SampleIdItem(sample_id, self._filter(self.dataset[index]))
+        if self.augmentation_seed is None:
+            return SampleIdItem(sample_id, self._filter(self.dataset[index]))
+        with self._seeded([sample_id]):
+            return SampleIdItem(sample_id, self._filter(self.dataset[index]))
 
     def __getitems__(self, indices) -> list[SampleIdItem]:
         ids = self.ids_of(indices)
-        if self.augmentation_seed is not None:
-            return [SampleIdItem(i, self._filter(self._seeded_item(p, i))) for p, i in zip(indices, ids)]
         getitems = getattr(self.dataset, "__getitems__", None)
-        items = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
+        with self._seeded(ids) if self.augmentation_seed is not None else contextlib.nullcontext():
+            items = getitems(list(indices)) if getitems is not None else [self.dataset[i] for i in indices]
         return [SampleIdItem(i, self._filter(item)) for i, item in zip(ids, items)]
 
 
@@ -281,6 +288,26 @@ def _canonical(value):
     if isinstance(value, float) and value != value:
         return "nan"
     return value
+
+
+def source_rows_of(dataset) -> np.ndarray:
+    """The positions in its underlying table of each row of a `datasets.Dataset` view, in the view's order: what
+    `PruneResult.to_source_rows` needs for a run trained on `full.shuffle(seed=s).select(range(m))` (the HF
+    examples' `max_train_samples` idiom) or any other `select`/`shuffle`/`train_test_split` view of the full split.
+
+    Example:
+
+    ```python
+    >>> train = full_train.shuffle(seed=42).select(range(10_000))
+    >>> result.to_source_rows(source_rows_of(train), len(full_train), "10,000 rows shuffled with seed 42")
+    ```
+    """
+    if not _is_hf_dataset(dataset):
+        raise TypeError(f"source_rows_of needs a datasets.Dataset view; got {type(dataset).__name__}.")
+    indices = getattr(dataset, "_indices", None)
+    if indices is None:
+        return np.arange(len(dataset), dtype=np.int64)
+    return np.asarray(indices.column(0).to_numpy(), dtype=np.int64)
 
 
 ROW_FINGERPRINT_VERSION = "rows2"

@@ -32,3 +32,14 @@ def load_recipe(name: str):
     sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
     spec.loader.exec_module(module)
     return module
+
+
+def run_torchrun(script: str, *args: str, cwd, nproc: int = 2, timeout: int = 600):
+    """Runs `tests/<script>` under a real `torchrun --nproc_per_node nproc` on CPU (gloo, one thread per process) and
+    returns the finished process; the test asserts on its return code and the files the workers wrote."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "0",
+           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0", str(REPO_ROOT / "tests" / script), *args]  # fmt: skip
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)

@@ -4,6 +4,7 @@ CONFIG_JSON`: trains a tiny CNN with PruningTrainer on Fashion-MNIST rows and, w
 line describing the record.
 
 Config keys: output_dir, n (rows), epochs, batch, save_steps, save_total_limit, resume (bool), overwrite (bool),
+augment (random crop and flip), workers (loader workers), reproducible (`reproducible_augmentation`, default True),
 kill_after_rotation (k: SIGKILL right after Trainer rotated checkpoints in its k-th save), kill_at_step (SIGKILL at
 that global step), fill_disk_at_step (write a filler file until the disk is full at that step), started_file (touched
 after the first step), release_file (after the first step, training waits until this file exists).
@@ -52,14 +53,15 @@ def main(config: dict) -> None:
             if state.global_step == config.get("fill_disk_at_step"):
                 fill_disk(os.path.join(args.output_dir, "filler"))
 
-    ds = small_image_dataset(config.get("n", 40))
+    ds = small_image_dataset(config.get("n", 40), train_transform=config.get("augment", False))
     save_steps = config.get("save_steps")
     args = PruningArguments(
         output_dir=config["output_dir"], num_train_epochs=config.get("epochs", 3),
         per_device_train_batch_size=config.get("batch", 8), learning_rate=1e-3, report_to=[],
         remove_unused_columns=False, disable_tqdm=True, seed=0, use_cpu=True,
         save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
-        save_total_limit=config.get("save_total_limit"),
+        save_total_limit=config.get("save_total_limit"), dataloader_num_workers=config.get("workers", 0),
+        reproducible_augmentation=config.get("reproducible", True),
         **({"overwrite_score_record": True} if config.get("overwrite") else {}),
     )  # fmt: skip
     trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=ds, data_collator=collate,

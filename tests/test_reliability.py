@@ -487,12 +487,15 @@ def test_case10_load_pruned_refuses_a_reordered_source_and_says_what_warnings_me
     assert load_pruned(raw, folder)["label"] == [raw["label"][i] for i in result.kept_ids]
     with pytest.raises(ValueError, match="not the ones that were scored.*WRONG rows"):
         load_pruned(raw.shuffle(seed=0), folder)
-    # A list without a row fingerprint (made elsewhere): the fingerprint warning says what it cannot verify.
+    # A list without a row fingerprint (made elsewhere): a `datasets` fingerprint mismatch is refused, saying what it
+    # cannot tell apart; force=True applies it with that warning.
     bare = PruneResult(result.kept_ids, result.scores, 0.5, "dyn_unc", num_samples=24,
                        provenance={"source": {"repo_id": "org/fmnist", "fingerprint": "abc"}})  # fmt: skip
     folder = bare.save(tmp_path / "bare")
-    with pytest.warns(SourceMismatchWarning, match="harmless; if its rows are in another order .*WRONG rows"):
+    with pytest.raises(ValueError, match="harmless; if its rows are in another order .*WRONG rows.*force=True"):
         load_pruned(raw.shuffle(seed=0), folder)
+    with pytest.warns(SourceMismatchWarning, match="harmless; if its rows are in another order .*WRONG rows"):
+        load_pruned(raw.shuffle(seed=0), folder, force=True)
 
 
 # ---------------------------------------------------------------------------------------------------- case 11
@@ -538,19 +541,19 @@ def test_case11_push_rolls_back_after_a_transport_error(hub):
 
 
 def test_case12_dyn_unc_window_is_checked_before_training(tmp_path):
-    with pytest.raises(ValueError, match="dyn_unc_window=10 needs more epochs than num_train_epochs=2.*at least 11"):
+    with pytest.raises(ValueError, match=r"dyn_unc_window=10 needs more epochs than num_train_epochs \(2\).*least 11"):
         make_args(tmp_path, dyn_unc_window=10, num_train_epochs=2)
-    with pytest.raises(ValueError, match="use a window between 2 and 4"):
+    with pytest.raises(ValueError, match="Use a window between 2 and 4"):
         make_args(tmp_path, dyn_unc_window=5, num_train_epochs=5)
     # with max_steps the number of epochs is known when Trainer starts: checked then, before the first step
     trainer = PruningTrainer(model=timm_model(), args=make_args(tmp_path, dyn_unc_window=5, max_steps=4),
                              train_dataset=small_image_dataset(8), data_collator=collate)  # fmt: skip
-    with pytest.raises(ValueError, match="needs more epochs than num_train_epochs=4"):
+    with pytest.raises(ValueError, match=r"needs more epochs than num_train_epochs \(4\)"):
         trainer.train()
     assert trainer.state.global_step == 0
     # the strategy's own message never suggests a window that is itself invalid
     record = ScoreRecord.from_arrays({"p_target": np.random.default_rng(0).random((2, 10))})
-    with pytest.raises(ValueError, match="No window fits fewer than 3 epochs, or train for at least 11") as caught:
+    with pytest.raises(ValueError, match="No window fits fewer than 3 epochs: train for at least 11") as caught:
         get_strategy("dyn_unc", window=10).select(record, prune_ratio=0.5)
     assert "<= 2" not in str(caught.value)
     record = ScoreRecord.from_arrays({"p_target": np.random.default_rng(0).random((5, 10))})

@@ -133,7 +133,7 @@ def test_row_fingerprint_sees_moved_rows_not_transforms(tmp_path):
     assert row_fingerprint(by_bytes[0]) == row_fingerprint(by_bytes[1])  # same bytes, other paths
 
 
-def test_seeded_items_give_a_sample_the_same_augmentation_in_an_epoch():
+def test_seeded_batches_give_the_same_augmentation_in_an_epoch():
     from hf_prune.data import ImageTransform
     from hf_prune.sample_ids import augmentation_seed_of
 
@@ -141,20 +141,23 @@ def test_seeded_items_give_a_sample_the_same_augmentation_in_an_epoch():
     ds = datasets.Dataset.from_dict({"image": images, "label": list(range(12))}).cast_column("image", datasets.Image())
     ds.set_transform(ImageTransform(28, 1, train=True))
     view = SampleIdDataset(ds, augmentation_seed=3)
-    batch = view.__getitems__([1, 2, 3])
-    alone = [view[3], view[1]]  # another batch, another order: the same views
-    assert torch.equal(batch[2].item["pixel_values"], alone[0].item["pixel_values"])
-    assert torch.equal(batch[0].item["pixel_values"], alone[1].item["pixel_values"])
+    first = view.__getitems__([1, 2, 3])
+    torch.manual_seed(5)  # whatever the caller's generators hold (another worker, a resumed process)
+    np.random.seed(7)
+    again = SampleIdDataset(ds, augmentation_seed=3).__getitems__([1, 2, 3])
+    for a, b in zip(first, again):
+        assert torch.equal(a.item["pixel_values"], b.item["pixel_values"])
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    view[5]
+    view.__getitems__([4, 5])
     assert torch.equal(torch.rand(1), before)  # the caller's generator state is untouched
-    views = {tuple(view[3].item["pixel_values"].flatten()[:50].tolist())}
+    views = {tuple(view.__getitems__([3])[0].item["pixel_values"].flatten()[:50].tolist())}
     for epoch in range(1, 4):
         view.set_epoch(epoch)
-        views.add(tuple(view[3].item["pixel_values"].flatten()[:50].tolist()))
+        views.add(tuple(view.__getitems__([3])[0].item["pixel_values"].flatten()[:50].tolist()))
     assert len(views) > 1  # a new view every epoch (random crop and flip)
-    plain = SampleIdDataset(ds)  # without a seed: the batched path and the global generators, as before
+    assert torch.equal(view[3].item["pixel_values"], view[3].item["pixel_values"])  # single reads are seeded too
+    plain = SampleIdDataset(ds)  # without a seed: the global generators, as before
     assert plain[3].sample_id == 3
     assert augmentation_seed_of(0, 1, 2) != augmentation_seed_of(0, 2, 1) and 0 <= augmentation_seed_of(9, 9, 9) < 2**63

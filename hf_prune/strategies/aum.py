@@ -55,6 +55,11 @@ class AUM(Strategy):
     epochs that did not see a sample (NaN) are left out of its mean. The CCS authors' code uses a different "AUM":
     the margin of *probabilities*, summed over presentations.
 
+    Non-finite values: the margins of epochs in which the sample's loss or logits were NaN or infinite are left out
+    of its mean (an infinite logit gives no margin, not an infinite one). A sample with no finite margin has no
+    AUM; it is kept, not removed first, whichever end `keep` names (`Strategy.select`): a non-finite output is no
+    evidence of a mislabel.
+
     Parameters: `AUMConfig` (`start`, `stop`).
     """
 

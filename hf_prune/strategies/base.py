@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -61,6 +62,13 @@ class Strategy(abc.ABC):
         multi_record (`bool`): whether `compute` averages over several records (independent runs).
         selections (`tuple[str]`): the `selection` modes `select` accepts; modes beyond `"rank"` and `"ccs"` are
             the method's own (`sample_kept`), e.g. DUAL's `"beta"` sampling.
+
+    Non-finite values: a record marks the samples seen in an epoch with a NaN or infinite loss or logits
+    (`ScoreRecord.nonfinite`); their values there are NaN, so every method leaves those epochs out as it leaves out
+    unseen ones (each method's docstring says how). A sample left with no score *only because* of them (NaN score, and
+    seen with non-finite values in some epoch) is never removed first: `"rank"` keeps it ahead of every score,
+    `"ccs"` gives it a stratum of its own outside the hard cutoff, a method's own mode decides (DUAL's `"beta"` keeps
+    it outright). The result's provenance (`nonfinite`) and a `NonFiniteRecordWarning` say how many.
     """
 
     name: ClassVar[str] = ""
@@ -76,13 +84,7 @@ class Strategy(abc.ABC):
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
 
     def __init__(self, config: StrategyConfig | None = None, **params: Any):
-        if config is None:
-            config = self.config_class.from_dict(params)
-        elif params:
-            raise TypeError("Pass either a config or keyword parameters, not both.")
-        elif not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}; got {type(config).__name__}.")
-        self.config = config
+        self.config = self.config_class.resolve(config, params, type(self).__name__)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -183,22 +185,31 @@ class Strategy(abc.ABC):
         primary = records[0]
         if scores.shape != (primary.num_samples,):
             raise RuntimeError(f"{self.name} scored shape {scores.shape}; expected ({primary.num_samples},).")
-        _check_scored(scores, self.name, primary)
+        # Samples the method could not score *because* the record saw them only with non-finite values are never
+        # removed first: kept (rank), a stratum of their own outside the hard cutoff (ccs), kept outright (DUAL's beta).
+        held, nonfinite = nonfinite_unscored(records, scores)
+        _check_scored(scores, self.name, primary, held)
         labels = primary.labels
         selection_params: dict[str, Any] = {"keep": keep, "class_balanced": class_balanced, "selection": selection}
         if selection == "ccs":
             cutoff_scores, cutoff_keep = self.ccs_cutoff(records) or (None, None)
+            ccs_scores, cutoff_scores = held_as_own_stratum(scores, cutoff_scores, held, keep, cutoff_keep)
             kept = ccs_kept_ids(
-                scores, ratio, keep=keep, hard_cutoff=hard_cutoff, num_strata=num_strata, seed=seed,
+                ccs_scores, ratio, keep=keep, hard_cutoff=hard_cutoff, num_strata=num_strata, seed=seed,
                 labels=labels, class_balanced=class_balanced, cutoff_scores=cutoff_scores, cutoff_keep=cutoff_keep,
             )  # fmt: skip
             selection_params.update(hard_cutoff=float(hard_cutoff), num_strata=int(num_strata), seed=int(seed))
         elif selection == "rank":
-            kept = select_kept_ids(scores, ratio, keep=keep, labels=labels, class_balanced=class_balanced)
+            ranked = held_first(scores, held, keep)
+            kept = select_kept_ids(ranked, ratio, keep=keep, labels=labels, class_balanced=class_balanced)
         else:
+            if held is not None:
+                computed.extras["nonfinite_held"] = held
             kept, extra = self.sample_kept(selection, computed, ratio, labels, class_balanced, keep)
             selection_params.update(extra)
         provenance: dict[str, Any] = {"record": dict(primary.metadata), "num_epochs": primary.num_epochs}
+        if primary.metadata.get("label_names"):  # the source's ClassLabel names: the exported `label` keeps them
+            provenance["label_names"] = list(primary.metadata["label_names"])
         if primary.path is not None:
             provenance["record_path"] = str(primary.path)
         if len(records) > 1:
@@ -208,6 +219,17 @@ class Strategy(abc.ABC):
             ]
         provenance.update(computed.provenance)
         provenance["method"] = self.method_info()
+        if nonfinite:
+            unscored = int(held.sum()) if held is not None else 0
+            provenance["nonfinite"] = {"samples": nonfinite, "unscored_kept": unscored}
+        if nonfinite and (unscored or self.required_signals()):  # (random and feature methods read no signal)
+            warnings.warn(
+                f"`{self.name}`: {nonfinite} sample(s) were seen with a NaN or infinite loss or logits in some epoch "
+                f"(record.epoch_num_nonfinite); those epochs were left out of the scores"
+                + (f", and the {unscored} left with no score were not removed first (see the method's docstring)"
+                   if unscored else "") + ".",
+                NonFiniteRecordWarning, stacklevel=2,
+            )  # fmt: skip
         return PruneResult(
             kept_ids=kept,
             scores=scores,
@@ -227,17 +249,67 @@ class Strategy(abc.ABC):
 MAX_UNSCORED_FRACTION = 0.5
 
 
-def _check_scored(scores: np.ndarray, method: str, record: ScoreRecord) -> None:
+def _check_scored(scores: np.ndarray, method: str, record: ScoreRecord, held: np.ndarray | None = None) -> None:
     """Refuses to select from scores that are all or mostly NaN: the kept set would be picked by sample id, not by
-    the method (an empty or mostly empty record, e.g. training that never reached the recorder)."""
+    the method (an empty or mostly empty record, e.g. training that never reached the recorder, or that diverged)."""
     unscored = int(np.isnan(scores).sum())
     if unscored and unscored > MAX_UNSCORED_FRACTION * scores.size:
         what = "no sample has" if unscored == scores.size else f"{unscored} of {scores.size} samples have no"
+        diverged = ""
+        if held is not None and held.any():
+            diverged = (
+                f" {int(held.sum())} of them were seen only with a NaN or infinite loss or logits "
+                f"(record.epoch_num_nonfinite = {record.epoch_num_nonfinite}): the training diverged; score the "
+                "epochs before it (the method's epoch parameters, or `ScoreRecord.load(path, num_epochs=k)`) or retrain."
+            )
         raise ValueError(
             f"`{method}`: {what} score (NaN) from this record ({record.num_epochs} epochs; NaN where the record never "
             "saw a sample, or saw it too rarely for the method). Selecting would keep samples by id, not by score. "
-            "Check the record (`record.signal(...)` should not be mostly NaN) or the method's parameters."
+            "Check the record (`record.signal(...)` should not be mostly NaN) or the method's parameters." + diverged
         )
+
+
+class NonFiniteRecordWarning(UserWarning):
+    """A record scored with samples seen with non-finite values (NaN/inf loss or logits) in some epochs."""
+
+
+def nonfinite_unscored(records: Sequence[ScoreRecord], scores: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """`(held, count)`: `held` marks the samples with no score (NaN) that a record saw with non-finite values in
+    some epoch (`None` when no record saw any), and `count` is how many samples any record saw so. Such a sample's
+    NaN says "the values were undefined", not "never seen" or "too rarely seen": no evidence to remove it."""
+    ever = None
+    for record in records:
+        if record.has_nonfinite:
+            mask = record.ever_nonfinite()
+            ever = mask if ever is None else ever | mask
+    if ever is None:
+        return None, 0
+    held = np.isnan(np.asarray(scores, dtype=np.float64)) & ever
+    return (held if held.any() else None), int(ever.sum())
+
+
+def held_first(scores: np.ndarray, held: np.ndarray | None, keep: str) -> np.ndarray:
+    """The scores `select` ranks by: `held` samples at the kept end (ahead of every score, ties to the lower id)."""
+    if held is None:
+        return scores
+    ranked = np.array(scores, dtype=np.float64)
+    ranked[held] = np.inf if keep == "high" else -np.inf
+    return ranked
+
+
+def held_as_own_stratum(scores, cutoff_scores, held, keep: str, cutoff_keep: str | None):
+    """The scores and cutoff scores CCS stratifies by: `held` samples at the *easy* end (an infinite value: a
+    stratum of their own, sampled like any other, never in the hard cutoff)."""
+    if held is None:
+        return scores, cutoff_scores
+    easy = -np.inf if keep == "high" else np.inf
+    ranked = np.array(scores, dtype=np.float64)
+    ranked[held] = easy
+    if cutoff_scores is None:
+        return ranked, ranked.copy()
+    cut = np.array(cutoff_scores, dtype=np.float64)
+    cut[held] = -np.inf if (cutoff_keep or keep) == "high" else np.inf
+    return ranked, cut
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:

@@ -47,6 +47,10 @@ class Cartography(Strategy):
     variability (`np.std`, ddof = 0) of the gold-label probability over the recorded epochs. Deliberate difference:
     epochs that did not see a sample are left out of its mean and std.
 
+    Non-finite values: epochs in which the sample's loss or logits were NaN or infinite are left out of its
+    confidence, variability and correctness, as unseen epochs are. A sample with no finite epoch has no
+    coordinates; it is kept, not removed first, whatever the region (`Strategy.select`).
+
     Parameters: `CartographyConfig` (`region`, `epochs`).
     """
 

@@ -78,6 +78,10 @@ class CCS(Strategy):
     "AUM" is the margin of *probabilities* summed over every presentation, where hf_prune's `aum` is Pleiss et al.'s
     mean logit margin (both rank the mislabeled lowest).
 
+    Non-finite values: the scoring strategy's own handling applies (see its docstring). Samples it cannot score
+    because the record saw them only with NaN or infinite values form a stratum of their own at the easy end:
+    sampled like any stratum, never removed by the hard cutoff (`Strategy.select`).
+
     Parameters: `CCSConfig` (`score`, `score_params`, `hard_cutoff`, `num_strata`, `seed`, `cutoff`,
     `cutoff_params`).
 

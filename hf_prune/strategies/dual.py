@@ -97,6 +97,17 @@ def beta_sample(
     return rng.choice(scores.shape[0], size=num_keep, replace=False, p=w / w.sum()).astype(np.int64)
 
 
+def _draw(members, quota, held, scores, pbar, alpha, beta, rng) -> np.ndarray:
+    """`quota` of `members` by `beta_sample`; `held` members (no score because every epoch saw them with
+    non-finite values) are kept outright and the draw fills the rest."""
+    if held is None:
+        return members[beta_sample(scores[members], pbar[members], quota, alpha, beta, rng)]
+    fixed, rest = members[held[members]][:quota], members[~held[members]]
+    take = quota - fixed.size
+    drawn = rest[beta_sample(scores[rest], pbar[rest], take, alpha, beta, rng)] if take > 0 else rest[:0]
+    return np.concatenate([fixed, drawn]).astype(np.int64)
+
+
 @dataclass
 class DUALConfig(StrategyConfig):
     """Parameters of `dual`.
@@ -156,6 +167,11 @@ class DUAL(Strategy):
     DUAL (their `np.random.choice` raises); NaN epochs are left out as in `dyn_unc`; with `class_balanced=True`
     each class is sampled with its own quota (theirs has no class balance).
 
+    Non-finite values: epochs in which the sample's loss or logits were NaN or infinite are left out of its windows
+    and of `pbar`, as unseen epochs are. A sample left with no window that counts has no DUAL score; it is not
+    removed first: `rank` keeps it, `ccs` gives it a stratum of its own, and the Beta sampling keeps it outright
+    and draws the rest of the budget among the others (`Strategy.select`).
+
     Parameters: `DUALConfig` (`window`, `epochs`, `sampling`, `c_d`, `seed`, `signal`).
     """
 
@@ -201,8 +217,9 @@ class DUAL(Strategy):
                 "samples are always right); use selection='rank'."
             )
         rng = np.random.RandomState(self.config.seed)
+        held = computed.extras.get("nonfinite_held")  # unscored because only seen non-finite: kept outright
         if not class_balanced:
-            kept = beta_sample(scores, pbar, n - num_removed(n, ratio), alpha, beta, rng)
+            kept = _draw(np.arange(n), n - num_removed(n, ratio), held, scores, pbar, alpha, beta, rng)
         else:
             if labels is None:
                 raise ValueError("class_balanced=True needs labels, but none were given.")
@@ -211,7 +228,7 @@ class DUAL(Strategy):
             kept = []
             for i in range(classes.size):  # one draw per class, with the class's own quota
                 members = order[starts[i] : starts[i + 1]]
-                kept.append(members[beta_sample(scores[members], pbar[members], int(quotas[i]), alpha, beta, rng)])
+                kept.append(_draw(members, int(quotas[i]), held, scores, pbar, alpha, beta, rng))
             kept = np.concatenate(kept)
         extra: dict[str, Any] = {"c_d": self.config.c_d, "seed": self.config.seed, "alpha": alpha, "beta": beta}
         return np.sort(kept).astype(np.int64), extra

@@ -49,6 +49,11 @@ class EL2N(Strategy):
     augmented inputs) unless the record was made with `record_clean_view=True` (theirs: eval mode, un-augmented, at a
     saved checkpoint); where the chosen epoch did not see a sample its latest earlier epoch is used.
 
+    Non-finite values: where epoch `t` saw the sample with a NaN or infinite loss or logits, its latest earlier
+    finite error norm is used, as for an epoch that did not see it; a run with none up to `t` leaves the mean over
+    runs undefined, and a sample without a score that a record saw non-finite is kept, not removed first
+    (`Strategy.select`).
+
     Parameters: `EL2NConfig` (`epoch`).
     """
 

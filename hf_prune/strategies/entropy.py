@@ -36,6 +36,10 @@ class Entropy(Strategy):
     naive computation. Deliberate difference: the probabilities are the last training epoch's (train mode) unless the
     record was made with `record_clean_view=True` (theirs: a separate inference pass of the trained model).
 
+    Non-finite values: where the chosen epoch saw the sample with a NaN or infinite loss or logits, its latest
+    earlier finite entropy is used, as for an epoch that did not see it; with none, the sample has no score and is
+    kept, not removed first (`Strategy.select`).
+
     Parameters: `EntropyConfig` (`epoch`).
     """
 

@@ -80,6 +80,11 @@ class Forgetting(Strategy):
     hard cutoff removes the never-learned first and the survivors form a stratum of their own
     (`hf_prune.selection.ccs_kept_ids`).
 
+    Non-finite values: an epoch in which the sample's loss or logits were NaN or infinite is not a presentation:
+    neither a correct classification nor a forgetting event (transitions are counted between the finite
+    presentations around it), where counting it as "wrong" would invent a forgetting event. A sample with no finite
+    presentation has no count; it is kept, not removed first (`Strategy.select`).
+
     Parameters: `ForgettingConfig` (`signal`, `never_learned`).
     """
 

@@ -67,6 +67,12 @@ class GraNd(Strategy):
     Deliberate differences from the data-diet code: NaN (a run that did not score a sample) is left out of that
     sample's mean over runs; the last-layer mode is an exact part of the full norm, not the full norm.
 
+    Non-finite values: last layer: the recorded `el2n` at the latest finite epoch up to `t` (epochs with a NaN or
+    infinite loss or logits are left out, as unseen ones are), averaged over the runs that have one. Full network:
+    the norms of `hf_prune.grad_norms`, a pass of its own, which the record's non-finite epochs do not enter.
+    Either way a sample with no score that a record saw with non-finite values is kept, not removed first
+    (`Strategy.select`).
+
     Parameters: `GraNdConfig` (`epoch`, `features`, `grad_norms`).
     """
 

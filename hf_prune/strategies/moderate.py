@@ -123,6 +123,10 @@ class Moderate(Strategy):
 
     Needs per-sample features (`hf_prune.features.extract_features`) and labels.
 
+    Non-finite values: the score comes from features (a pass of its own), not from the record's signals, so the
+    record's epochs with NaN or infinite loss or logits do not enter it. A sample with no score (no features or
+    label) that the record saw with non-finite values is kept, not removed first (`Strategy.select`).
+
     Parameters: `ModerateConfig` (`features`, `centre`, `median`).
     """
 

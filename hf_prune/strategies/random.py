@@ -34,6 +34,9 @@ class RandomPruning(Strategy):
     Fidelity: the papers' random baselines draw with their own (usually unseeded) generators; only the distribution
     (uniform without replacement) can agree, and does.
 
+    Non-finite values: no recorded value is read: a sample seen with a NaN or infinite loss or logits is kept with
+    the same probability as any other.
+
     Parameters: `RandomConfig` (`seed`).
 
     Example:

@@ -65,6 +65,10 @@ class SelfSupervisedPrototypes(Strategy):
     faiss k-means on SwAV embeddings, so the clusters agree only up to k-means' own variability. No pruning code of
     theirs is public.
 
+    Non-finite values: the score comes from features (a pass of its own), not from the record's signals, so the
+    record's epochs with NaN or infinite loss or logits do not enter it. A sample with no score (no features) that
+    the record saw with non-finite values is kept, not removed first (`Strategy.select`).
+
     Parameters: `SSPConfig` (`features`, `num_clusters`, `normalize`, `per_class`, `num_iter`,
     `max_points_per_centre`, `seed`).
     """

@@ -46,6 +46,10 @@ class StaticUncertainty(Strategy):
     Fidelity: no authors' code for this baseline exists (Dyn-Unc's paper describes it in one sentence); tested against
     the definition above, and equal to the first window of `dyn_unc`.
 
+    Non-finite values: epochs in which the sample's loss or logits were NaN or infinite are left out of the
+    window's std, as unseen epochs are; with fewer than `ddof + 1` finite epochs the score is undefined and the
+    sample is kept, not removed first (`Strategy.select`).
+
     Parameters: `StaticUncertaintyConfig` (`window`, `start`, `signal`, `ddof`).
     """
 

@@ -19,6 +19,21 @@ if str(REPO_ROOT) not in sys.path:
 
 
 @pytest.fixture(autouse=True)
+def _isolated_hf_prune_logger():
+    """A recipe run in-process (`setup_logging`) gives the `hf_prune` logger a handler of its own and stops it
+    propagating, which would hide later tests' log records from `caplog`: each test starts from, and leaves, the
+    logger as it was."""
+    import logging
+
+    root = logging.getLogger("hf_prune")
+    saved = (root.propagate, root.level, list(root.handlers))
+    yield
+    root.propagate = saved[0]
+    root.setLevel(saved[1])
+    root.handlers[:] = saved[2]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_hf_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "hf_cache"
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))

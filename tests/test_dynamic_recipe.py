@@ -19,11 +19,12 @@ def test_dynamic_ucb_recipe_smoke(tmp_path):
     ])  # fmt: skip
     full, ucb = summary["runs"]
     assert (full["policy"], ucb["policy"], ucb["prune_ratio"]) == ("full", "ucb", 0.5)
-    assert full["steps"] == 3 * 7 and ucb["steps"] == 3 * 4  # 101 -> 7 batches of 16; 51 -> 64 kept -> 4
+    # 101 -> 7 batches of 16; 51 kept (one process, no drop_last: the policy's own count) -> 4 batches
     assert ucb["scoring_s"] > 0 and all(r["wall_s"] > 0 and 0 <= r["accuracy"] <= 1 for r in summary["runs"])
     record = ScoreRecord.load(out / "dynamic" / "scores")
     assert record.metadata["dynamic"]["policy"] == "ucb" and record.metadata["dynamic"]["scoring"] == "pass"
-    assert (np.asarray(record.signal("selected")).sum(1) == 64).all()
+    assert full["steps"] == 3 * 7 and ucb["steps"] == 3 * 4
+    assert (np.asarray(record.signal("selected")).sum(1) == 51).all()
     assert (out / "selection_histogram.png").read_bytes()[:4] == b"\x89PNG"
     static = PruneResult.load(out / "most_selected_50")
     assert static.num_kept == 51 and static.method == "dynamic_selection_frequency"

@@ -101,6 +101,7 @@ class RunRecord:
         self.num_samples = int(num_samples)
         self.signals = list(signals)
         self.train_dataset = train_dataset
+        self._row_fingerprint: str | None | bool = False  # not computed yet
         self.record: ScoreRecord | None = None  # writable, on the main process, while training
         self.recorded_epochs = 0
         # Samples of the epoch written last that were seen with a NaN/inf loss or logits (main process; else None).
@@ -121,11 +122,13 @@ class RunRecord:
     def dataset_row_fingerprint(self) -> str | None:
         """`hf_prune.sample_ids.row_fingerprint` of the training dataset when it is the unpruned split itself (only
         that split identifies the rows the ids index; a view carrying `sample_id` does not), else `None`."""
+        if self._row_fingerprint is not False:  # one pass over every row per run, not one per caller
+            return self._row_fingerprint
         ds = self.train_dataset
         columns = getattr(ds, "column_names", None) or []
-        if SAMPLE_ID_COLUMN in columns or not hasattr(ds, "__len__") or len(ds) != self.num_samples:
-            return None
-        return row_fingerprint(ds)
+        unpruned = SAMPLE_ID_COLUMN not in columns and hasattr(ds, "__len__") and len(ds) == self.num_samples
+        self._row_fingerprint = row_fingerprint(ds) if unpruned else None
+        return self._row_fingerprint
 
     # ------------------------------------------------------------------ before training
 
@@ -291,7 +294,7 @@ class RunRecord:
         if rows_then is not None and rows_now is not None and rows_then != rows_now:
             problems.append(f"a train dataset of {rows_then} rows (this one has {rows_now})")
         saved_fp, now_fp = stored.get("dataset_row_fingerprint"), self.dataset_row_fingerprint()
-        if saved_fp and now_fp and row_fingerprint_matches(saved_fp, self.train_dataset) is False:
+        if saved_fp and now_fp and row_fingerprint_matches(saved_fp, self.train_dataset, current=now_fp) is False:
             problems.append(
                 f"other rows (row fingerprint {saved_fp}, this train dataset's is {now_fp}: shuffled, re-selected or "
                 "another split?)"

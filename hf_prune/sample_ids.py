@@ -347,14 +347,14 @@ def row_fingerprint(dataset, num_rows: int = 32) -> str | None:
     return f"{ROW_FINGERPRINT_VERSION}:{digest.hexdigest()[:32]}"
 
 
-def row_fingerprint_matches(stored: str | None, dataset) -> bool | None:
+def row_fingerprint_matches(stored: str | None, dataset, current: str | None = None) -> bool | None:
     """Whether `dataset` has the rows that `stored` (a `row_fingerprint`) was computed from; `None` when it cannot be
     told (nothing stored, or not a `datasets.Dataset`). Fingerprints of earlier versions are compared as they were
-    computed then (sampled rows only)."""
+    computed then (sampled rows only). `current`: `row_fingerprint(dataset)` if the caller has it already."""
     if not stored or not _is_hf_dataset(dataset):
         return None
     if str(stored).startswith(f"{ROW_FINGERPRINT_VERSION}:"):
-        return row_fingerprint(dataset) == stored
+        return (current or row_fingerprint(dataset)) == stored
     return _sampled_row_fingerprint(dataset) == stored
 
 

@@ -286,7 +286,7 @@ class PruningTrainer(Trainer):
         run_record = RunRecord(self.args, self.accelerator, self.recorder, self.num_samples, self._record_signals(),
                                self.train_dataset)  # fmt: skip
         checkpoint = run_record.resolve_checkpoint(resume_from_checkpoint)
-        self._check_ranks_train_the_same_data()
+        self._check_ranks_train_the_same_data(run_record)
         window = getattr(self.args, "dyn_unc_window", None)
         if window is not None and self.args.max_steps <= 0:
             check_dyn_unc_window(window, self.args.num_train_epochs, name="dyn_unc_window",
@@ -306,7 +306,7 @@ class PruningTrainer(Trainer):
             output.metrics["train_samples_trained_per_second"] = round(self._samples_trained / runtime, 3)
         return output
 
-    def _check_ranks_train_the_same_data(self) -> None:
+    def _check_ranks_train_the_same_data(self, run_record: RunRecord) -> None:
         """Before the first step: every process must hold the same training rows, in the same order (one object
         all-gather of each rank's `row_fingerprint`). Raises on every rank, naming the likely cause and the fix."""
         if self.accelerator.num_processes == 1:
@@ -317,7 +317,9 @@ class PruningTrainer(Trainer):
         if is_iterable_dataset(dataset):
             mine = None  # a stream has no rows to compare up front; its ids are checked per epoch (labels)
         else:
-            mine = row_fingerprint(dataset) or f"{type(dataset).__name__} of {len(dataset)} rows"
+            # the record's own fingerprint where it has one (computed once per run, reused for the metadata)
+            mine = run_record.dataset_row_fingerprint() or row_fingerprint(dataset)
+            mine = mine or f"{type(dataset).__name__} of {len(dataset)} rows"
         prints = gather_object([mine])
         if len(set(prints)) > 1:
             shown = ", ".join(f"rank {r}: {p}" for r, p in enumerate(prints))

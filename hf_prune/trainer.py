@@ -155,6 +155,9 @@ class PruningTrainer(Trainer):
                 args = (wrapped, *args[1:])
         super().__init__(*args, **kwargs)
         self._check_args()
+        if self.args.dataloader_pin_memory and self.args.device.type == "cpu":
+            # Trainer's default pins memory; on a CPU-only run torch then warns that nothing can be pinned
+            self.args.dataloader_pin_memory = False
         self.record_metadata = dict(record_metadata or {})
         self._epoch_started: float | None = None
         self._clean_view_seconds = 0.0

@@ -221,3 +221,14 @@ def test_no_host_synchronisation_in_the_per_step_recording_path(tmp_path, extra)
         Leaky(model=timm_model(), args=make_args(tmp_path / "leaky", num_train_epochs=1), train_dataset=ds,
               data_collator=collate).train()  # fmt: skip
     assert [what for what, _ in probe.calls] == ["Tensor.tolist"] * 4
+
+
+def test_no_pin_memory_warning_on_cpu(tmp_path, recwarn):
+    """Trainer pins memory by default; on a CPU-only run torch then warns that nothing can be pinned."""
+    args = TrainingArguments(str(tmp_path), num_train_epochs=1, per_device_train_batch_size=8, report_to=[],
+                             remove_unused_columns=False, save_strategy="no", use_cpu=True)  # fmt: skip
+    trainer = PruningTrainer(model=timm_model(), args=args, train_dataset=small_image_dataset(16),
+                             data_collator=collate)  # fmt: skip
+    trainer.train()
+    assert not [w for w in recwarn if "pin_memory" in str(w.message)]
+    assert trainer.args.dataloader_pin_memory is False

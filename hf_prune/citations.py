@@ -128,3 +128,12 @@ DUAL = bibtex(
     booktitle="Proceedings of the 42nd International Conference on Machine Learning",
     year="2025",
 )
+S2L = bibtex(
+    "inproceedings",
+    "yang2024smalltolarge",
+    title="SmallToLarge (S2L): Scalable Data Selection for Fine-tuning Large Language Models by Summarizing Training "
+    "Trajectories of Small Models",
+    author="Yang, Yu and Mishra, Siddhartha and Chiang, Jeffrey N. and Mirzasoleiman, Baharan",
+    booktitle="Advances in Neural Information Processing Systems",
+    year="2024",
+)

@@ -152,6 +152,8 @@ CASES = [
     ("dyn_unc", {"window": 2}, {"selection": "ccs", "hard_cutoff": 0.1, "num_strata": 4}),
     ("ccs", {"score": "dyn_unc", "score_params": {"window": 2}, "num_strata": 4}, {}),
     ("random", {}, {}),
+    ("s2l", {"num_clusters": 4}, {}),
+    ("s2l", {"num_clusters": 4}, {"class_balanced": True}),
 ]
 
 

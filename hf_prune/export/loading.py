@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ..provenance import infer_source, normalize_source
 from ..sample_ids import row_fingerprint, row_fingerprint_matches
-from .content import content_values
+from .content import content_key_columns, content_values
 from .hub import fetch_index_folder
 from .index_list import IndexList, read_index_list
 
@@ -89,7 +89,7 @@ def _remap(index_list: IndexList, source_dataset, where: str) -> np.ndarray | No
     """Row positions in `source_dataset` of the list's rows, found by content key; `None` when the source has no
     such column (or the list has no content key). Column-wise in Arrow: ImageNet-size sources take a second."""
     key = index_list.content_key
-    if key is None or index_list.content is None or key not in (source_dataset.column_names or []):
+    if key is None or index_list.content is None or content_key_columns(source_dataset, key) is None:
         return None
     source_keys = content_values(source_dataset, key)
     wanted = index_list.content

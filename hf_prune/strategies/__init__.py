@@ -4,7 +4,7 @@
 >>> from hf_prune import get_strategy, list_strategies
 >>> list(list_strategies())
 ['aum', 'cartography', 'ccs', 'dual', 'dyn_unc', 'el2n', 'entropy', 'forgetting', 'grand', 'moderate', 'random',
- 'ssp', 'static_uncertainty']
+ 's2l', 'ssp', 'static_uncertainty']
 >>> get_strategy("dyn_unc", window=10).select(record, prune_ratio=0.25)
 >>> get_strategy("forgetting").select(record, prune_ratio=0.5, class_balanced=True, selection="ccs", hard_cutoff=0.1)
 ```
@@ -24,6 +24,7 @@
 | `ssp` | Sorscher et al. 2022 | distance to nearest k-means centroid in feature space | highest |
 | `ccs` | Zheng et al. 2023 | stratified sampling over any other score, hard cutoff | (strata) |
 | `dual` | Cho et al. 2025 | early-epoch std x (1 - mean) of p_target; Beta sampling | highest (sampled) |
+| `s2l` | Yang et al. 2024 | k-means cluster of the loss trajectory, numbered by size | evenly across clusters (sampled) |
 
 Each strategy is a `StrategyConfig` dataclass of its parameters (`DynUncConfig`, ...) plus a pure `compute(record)`.
 Record-based methods read what `PruningTrainer` records (`record_signals`); `moderate`, `ssp` (and `grand`'s feature

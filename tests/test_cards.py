@@ -142,3 +142,51 @@ def test_load_pruned_streams_by_position_without_decoding_dropped_rows(tmp_path)
     with pytest.warns(SourceMismatchWarning, match="streamed"):
         pruned = load_pruned(stream, folder)
     assert [r["x"] for r in pruned] == result.kept_ids.tolist()
+
+
+def test_the_cards_snippets_run_on_a_local_folder(tmp_path):
+    """The card says a local folder works in place of `<repo_id>`: its snippets, run as written on the folder."""
+    import re
+
+    _, result = _result()
+    full_train = Dataset.from_dict({"x": list(range(40)), "label": [i % 4 for i in range(40)]})
+    folder = save_results([result], tmp_path / "list", source=("org/data", "train"), source_dataset=full_train)
+    text = (folder / "README.md").read_text()
+    assert "A local folder works in place of `<repo_id>`" in text
+    local = repr(str(folder))
+    scope = {"np": np, "load_dataset": load_dataset, "load_pruned": load_pruned, "full_train": full_train}
+    inline = re.search(r'`(load_dataset\("path/to/folder", "prune_25", split="train"\))`', text).group(1)
+    assert eval(inline.replace('"path/to/folder"', local), scope)["index"] == result.kept_ids.tolist()
+    lines = text.splitlines()
+    for start in ("keep = load_dataset(", "train = full_train.select(keep)"):  # the datasets-only recipe
+        exec(next(line for line in lines if line.startswith(start)).replace('"<repo_id>"', local), scope)
+    assert scope["train"]["x"] == result.kept_ids.tolist()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceMismatchWarning)  # the row fingerprint is checked: silent
+        exec(next(line for line in lines if line.startswith("train = load_pruned(")).replace('"<repo_id>"', local),
+             scope)  # fmt: skip
+    assert scope["train"]["x"] == result.kept_ids.tolist()
+
+
+def test_card_shows_the_gallery_of_a_list_made_on_a_subset(tmp_path):
+    from datasets import Array2D, Features
+    from sklearn.datasets import load_digits
+
+    from hf_prune.gallery import gallery_rows
+
+    _, result = _result(n=40)
+    rows = np.arange(20, 60)  # the run trained on rows 20..59 of a 100-row split
+    mapped = result.to_source_rows(rows, 100, "rows 20 to 59")
+    images = (load_digits().images[:100] * 16).clip(0, 255).astype(np.uint8)
+    full = Dataset.from_dict(
+        {"image": list(images), "label": [i % 4 for i in range(100)]},
+        features=Features({"image": Array2D((8, 8), "uint8"), "label": ClassLabel(names=NAMES)}),
+    )
+    folder = save_results([mapped], tmp_path / "list", source=("org/data", "train"), source_dataset=full)
+    text = (folder / "README.md").read_text()
+    assert "![Removed and kept examples per class, config prune_25](images/gallery_prune_25.png)" in text
+    assert (folder / "images" / "gallery_prune_25.png").stat().st_size > 10_000
+    # only rows the run scored are shown: the full split's other rows have no score
+    shown = np.concatenate([np.r_[row.removed, row.kept] for row in gallery_rows(mapped)])
+    assert shown.size and set(shown.tolist()) <= set(rows.tolist())
+    assert sum(row.num_scored for row in gallery_rows(mapped)) == 40

@@ -294,3 +294,86 @@ def test_model_card(results):
     assert "78.10 %" in text and "78.62 %" in text and "-0.52 points" in text
     assert "45 of 60 rows kept" in text and "learning_rate" in text
     assert template_path("model_trained_on_pruned.md").is_file()
+
+
+# The gallery: per config, the removed and kept examples per class, drawn from the source's images for the card.
+
+
+def _digits_source(n=N):
+    """`n` real 8x8 grey images (sklearn's digits) with the labels of `_record` (`i % 4`) and the file names."""
+    from datasets import Array2D, ClassLabel, Value
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images[:n] * 16).clip(0, 255).astype(np.uint8)
+    features = Features({"image": Array2D((8, 8), "uint8"), "label": ClassLabel(names=list("abcd")),
+                         "file_name": Value("string")})  # fmt: skip
+    rows = {"image": list(images), "label": [i % 4 for i in range(n)], "file_name": [f"img_{i:04d}.png" for i in range(n)]}
+    return Dataset.from_dict(rows, features=features)
+
+
+class _Logs:
+    """The records `hf_prune.export.folder` logs, whatever the logging setup (`setup_logging` stops propagation)."""
+
+    def __enter__(self):
+        import logging
+
+        self.records, self.logger = [], logging.getLogger("hf_prune.export.folder")
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self.records.append
+        self.level = self.logger.level
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+    def messages(self, level):
+        return [r.getMessage() for r in self.records if r.levelname == level]
+
+
+def test_gallery_per_config_is_written_linked_and_pushed(tmp_path, results):
+    from PIL import Image as PILImage
+
+    from hf_prune.export import listed_files
+
+    folder = save_results(list(results), tmp_path / "list", source="org/src", source_dataset=_digits_source())
+    _, text = _yaml(folder)
+    assert "## What was removed" in text and "the lowest `score` first" in text
+    for config in ("prune_25", "prune_50"):
+        path = f"images/gallery_{config}.png"
+        assert f"Config `{config}`:" in text and f"config {config}]({path})" in text
+        with PILImage.open(folder / path) as png:
+            assert png.size[0] > 800 and png.size[1] > 300  # 4 classes of 6 + 6 pictures
+        assert path in listed_files(folder)  # a push uploads what the card shows
+    # one config: no per-config heading
+    _, text = _yaml(results[0].save(tmp_path / "one", source="org/src", source_dataset=_digits_source()))
+    assert "![Removed and kept examples per class, config prune_25](images/gallery_prune_25.png)" in text
+    assert "Config `prune_25`:" not in text
+
+
+def test_no_gallery_without_images_says_how_to_get_one(tmp_path, results):
+    r25, _ = results
+    with _Logs() as logs:
+        folder = r25.save(tmp_path / "list", source="org/src")
+    assert not list((folder / "images").glob("gallery_*")) and "What was removed" not in _yaml(folder)[1]
+    assert any("pass `source_dataset=`" in m for m in logs.messages("INFO"))
+    with _Logs() as logs:
+        folder = r25.save(tmp_path / "list", source="org/src", source_dataset=_source())  # file names, no images
+    assert not list((folder / "images").glob("gallery_*")) and "What was removed" not in _yaml(folder)[1]
+    assert any("no image column" in m and "file_name" in m for m in logs.messages("INFO"))
+    folder = r25.save(tmp_path / "list", source="org/src", source_dataset=_digits_source(), plot=False)
+    assert not (folder / "images").exists()
+
+
+def test_unreadable_source_images_leave_the_list_saved_without_gallery(tmp_path, results):
+    r25, _ = results
+    rows = {"image": [{"bytes": None, "path": str(tmp_path / f"gone/img_{i:04d}.JPEG")} for i in range(N)]}
+    source = Dataset.from_dict(rows, features=Features({"image": Image(decode=False)})).cast_column("image", Image())
+    with _Logs() as logs:
+        folder = r25.save(tmp_path / "list", source="org/src", source_dataset=source)
+    (warning,) = logs.messages("WARNING")
+    assert "Could not draw the gallery of prune_25" in warning and "saved without it" in warning
+    assert read_index_list(folder).index.tolist() == r25.kept_ids.tolist()
+    assert "What was removed" not in _yaml(folder)[1]

@@ -228,3 +228,19 @@ def test_fingerprints_of_rows2_lists_are_still_understood():
     # without list columns rows2 and rows3 hash the same rows to the same digest
     plain = text_dataset()
     assert _row_fingerprint(plain, 32, "rows2")[6:] == row_fingerprint(plain)[6:]
+
+
+def test_save_with_content_key_auto_hashes_the_text_and_the_card_names_s2l(tmp_path):
+    ds = datasets.Dataset.from_dict({"text": [f"quote number {i}" for i in range(40)], "label": [i % 2 for i in range(40)]})
+    rng = np.random.default_rng(0)
+    arrays = {"p_target": rng.random((3, 40)).astype("float32"), "loss": rng.random((3, 40)).astype("float32"),
+              "correct": np.ones((3, 40), "float32")}  # fmt: skip
+    result = get_strategy("s2l", num_clusters=4).select(ScoreRecord.from_arrays(arrays, labels=np.array(ds["label"])),
+                                                         prune_ratio=0.5)  # fmt: skip
+    result.save(tmp_path / "list", source=("me/quotes", "train"), source_dataset=ds, content_key="auto")
+    assert "k-means clusters of the loss trajectories (S2L" in (tmp_path / "list" / "README.md").read_text()
+    assert len(load_pruned(ds, tmp_path / "list")) == 20
+    tampered = ds.map(lambda row, i: {"text": row["text"] + ("!" if i == int(result.kept_ids[0]) else "")},
+                      with_indices=True)  # fmt: skip
+    with pytest.raises(ValueError, match="not in the source"):
+        load_pruned(tampered, tmp_path / "list")

@@ -170,11 +170,23 @@ def selection_text(params: dict[str, Any]) -> str:
             f"a coverage-centric (CCS, Zheng et al. 2023) stratified sample over the `score`, after dropping the "
             f"hardest end (the {end} scores)"
         )
+    elif params.get("selection") == "s2l":
+        text = (
+            "a sample spread as evenly as possible over k-means clusters of the loss trajectories (S2L, Yang et al. "
+            "2024); `score` is the cluster, numbered from the smallest"
+        )
     else:
         text = f"the rows with the **{end}** `score`"
     if params.get("class_balanced"):
         text += ", removing the same fraction from each class"
     return text
+
+
+def _gallery_ends(params: dict[str, Any]) -> dict[str, str]:
+    """Which end of the scores a gallery shows first in its removed and kept blocks (as `hf_prune.gallery` orders
+    them), from a result's `params`."""
+    low_first = (params.get("keep", "high") != "low") != (params.get("selection") == "ccs")  # CCS cuts the hard end
+    return {"removed": "lowest" if low_first else "highest", "kept": "highest" if low_first else "lowest"}
 
 
 def render_card(card_class: type[RepoCard], card_data: CardData, template: str, **template_kwargs: Any) -> RepoCard:
@@ -287,6 +299,7 @@ def render_dataset_card(
     task_categories: Sequence[str] = ("image-classification",),
     pretty_name: str | None = None,
     images: Sequence[tuple[str, str]] = (),
+    galleries: Sequence[tuple[str, str]] = (),
     extra_tags: Sequence[str] = (),
     license_name: str | None = None,
     license_link: str | None = None,
@@ -300,6 +313,8 @@ def render_dataset_card(
         source (`dict`): `repo_id, config, split, revision, num_rows, fingerprint` of the source split.
         repo_id (`str`, *optional*): where the list lives on the Hub; `"<repo_id>"` until pushed.
         images (list of `(alt text, path in the folder)`, *optional*): figures to show (histogram, data map).
+        galleries (list of `(config name, path in the folder)`, *optional*): the gallery of each config (removed and
+            kept examples per class, `hf_prune.gallery.removed_gallery`), shown under "What was removed".
         license_name, license_link (`str`, *optional*): for `license="other"`; default to the source dataset's
             license, linked to its page.
         label_names (sequence of `str`, *optional*): class names of the `label` column (a `ClassLabel` feature).
@@ -377,6 +392,8 @@ def render_dataset_card(
         has_labels=any(r.labels is not None for r in results),
         content_key=content_key,
         images=list(images),
+        galleries=[(check_config_name(name, "galleries", "render_dataset_card"), path) for name, path in galleries],
+        gallery_ends=_gallery_ends(pruning["params"]),
         selection=selection_text(pruning["params"]),
         params_json=json.dumps(pruning["params"], sort_keys=True),
     )

@@ -8,6 +8,7 @@ Layout of a saved folder::
     data/scores/train-00000-of-00001.parquet      # optional (`all_scores=True`): every row's score
     images/score_histogram.png                    # optional (needs matplotlib)
     images/data_map.png                           # optional, when the record is given
+    images/gallery_prune_25.png                   # optional, per config, when the source's images are given
     pruning_provenance.json                       # exact params and provenance, for `PruneResult.load`
 
 The files of one config are described in `hf_prune.export.index_list`.
@@ -31,7 +32,7 @@ import pyarrow as pa
 from ..provenance import infer_source, jsonable, normalize_source, source_from_provenance
 from ..sample_ids import row_fingerprint
 from .cards import render_dataset_card
-from .content import content_values
+from .content import content_values, resolve_content_key
 from .index_list import (
     CARD_FILE,
     FORMAT_VERSION,
@@ -62,6 +63,53 @@ def _draw(figure: str, path: Path, *args) -> bool:
         return getattr(plots, figure)(*args, path=path) is not None
     except ImportError:
         return False
+
+
+def gallery_path(config_name: str) -> str:
+    """Where a folder keeps the gallery of one config: `images/gallery_<config>.png`."""
+    return f"{IMAGES_DIR}/gallery_{config_name}.png"
+
+
+def _draw_galleries(results, source_dataset, folder: Path, label_names) -> list[tuple[str, str]]:
+    """Draws `images/gallery_<config>.png` of each result (`hf_prune.gallery.removed_gallery`: per class, removed and
+    kept examples ordered by score) from the source split's images; returns `(config, path)` of those written.
+
+    Nothing is drawn without matplotlib, without `source_dataset` or when it has no image column: the card then has
+    no gallery section, and a log line says how to get one. A source whose images cannot be read (files on another
+    machine) is warned about, and the list is saved without gallery.
+    """
+    if source_dataset is None:
+        logger.info(
+            "No gallery of removed examples in the card: pass `source_dataset=` (the unpruned split, with its images) "
+            "to `save_results` / `PruneResult.save` / `push_to_hub` to draw images/gallery_<config>.png."
+        )
+        return []
+    from ..gallery import image_column_of, removed_gallery  # imported when a gallery is drawn
+
+    column = image_column_of(source_dataset)
+    if column is None:
+        logger.info(
+            f"No gallery of removed examples in the card: the source dataset has no image column (columns "
+            f"{source_dataset.column_names}; looked for image, img, pixel_values and `Image` features)."
+        )
+        return []
+    drawn = []
+    for r in results:
+        name = config_name_for(r.prune_ratio)
+        try:
+            removed_gallery(
+                r, source_dataset, folder / gallery_path(name), image_column=column, label_names=label_names
+            )
+        except ImportError:
+            return drawn
+        except (OSError, ValueError, TypeError) as e:
+            logger.warning(
+                f"Could not draw the gallery of {name} from the source's {column!r} column ({type(e).__name__}: {e}); "
+                "the list is saved without it. Pass a `source_dataset` whose images can be read here, or `plot=False`."
+            )
+            return drawn
+        drawn.append((name, gallery_path(name)))
+    return drawn
 
 
 def _on_record_rows(result, record, record_rows):
@@ -175,10 +223,13 @@ def save_results(
         repo_id (`str`, *optional*):
             The repo the folder will be pushed to, used in the card's snippets (`push_folder_to_hub` fills it in).
         source_dataset (`datasets.Dataset`, *optional*):
-            The unpruned source split, to read `content_key` from (and its fingerprint when `source` has none).
+            The unpruned source split, to read `content_key` from (and its fingerprint when `source` has none), and
+            whose images the card's gallery shows (see `plot`).
         content_key (`str`, *optional*):
             A column of the source that identifies a row whatever the mirror (e.g. a file name, or an `Image`
-            column, whose file base names are used). Stored as a column of the lists.
+            column, whose file base names are used; a text column's values are hashed, see
+            `hf_prune.export.content`). `"auto"` picks the text column(s) of a text dataset. Stored as a column of
+            the lists.
         content (sequence of `str`, *optional*):
             The content key of every source row, when there is no `source_dataset` at hand (needs `content_key`).
         include_labels (`bool`, *optional*, defaults to `True`):
@@ -203,7 +254,11 @@ def save_results(
         pretty_name (`str`, *optional*):
             Title of the card.
         plot (`bool`, *optional*, defaults to `True`):
-            Draw `images/score_histogram.png` (skipped without matplotlib).
+            Draw `images/score_histogram.png` (skipped without matplotlib) and, when `source_dataset` has an image
+            column, `images/gallery_<config>.png` per config: per class, the removed and the kept examples ordered by
+            score (`hf_prune.gallery.removed_gallery`; at most 10 classes, those with the largest share removed).
+            Without images there is no gallery (an INFO log line says how to get one) and the card has no section
+            for it.
         record (`ScoreRecord`, *optional*):
             The record the results were selected from; with `plot`, also draws its data map with the removed rows of
             the first result (`images/data_map.png`, Dyn-Unc Fig. 2) for the card.
@@ -253,6 +308,8 @@ def save_results(
             "The index list does not say which dataset its ids index (no source repo id in the results' provenance). "
             "Pass `source=(repo_id, split, revision)` so the card can show how to apply it."
         )
+    if source_dataset is not None and content is None:
+        content_key = resolve_content_key(source_dataset, content_key)  # "auto": the text column(s), if any
     if content is not None or source_dataset is not None and content_key is not None:
         if content_key is None:
             raise ValueError("`content` needs `content_key=` (the column name to store it under).")
@@ -309,6 +366,7 @@ def save_results(
             and _draw("data_map", tmp / IMAGES_DIR / "data_map.png", record, on_record)
         ):
             images.append(("Data map: mean p(y|x) over epochs against the score, removed rows in red", f"{IMAGES_DIR}/data_map.png"))
+        galleries = _draw_galleries(results, source_dataset, tmp, label_names) if plot else []
         card = render_dataset_card(
             results,
             lists,
@@ -320,6 +378,7 @@ def save_results(
             task_categories=list(task_categories),
             pretty_name=pretty_name,
             images=images,
+            galleries=galleries,
             extra_tags=list(extra_tags),
             license_name=license_name,
             license_link=license_link,

@@ -76,7 +76,8 @@ def test_select_ccs_mode_json_params_and_several_runs(run_dir, tmp_path):
 
 
 def test_select_errors_say_what_to_do(run_dir, tmp_path):
-    with pytest.raises(SystemExit, match="Known strategies:.*dyn_unc"):
+    # deliberately changed (issue 20): a close name is suggested instead of listing every strategy
+    with pytest.raises(SystemExit, match=r"unknown strategy 'dynunc'; did you mean 'dyn_unc'\? `hf-prune strategies`"):
         main(["select", str(run_dir), "--strategy", "dynunc", "--prune-ratio", "0.2", "--out", str(tmp_path / "a")])
     with pytest.raises(SystemExit, match=r"record_signals=\[.*'logit_margin'"):
         main(["select", str(run_dir), "--strategy", "aum", "--prune-ratio", "0.2", "--out", str(tmp_path / "b")])
@@ -137,9 +138,11 @@ def test_expected_failures_are_one_line_errors_in_cli_terms(run_dir, tmp_path, m
     with pytest.raises(SystemExit) as exc:
         main(["push", str(folder), "--repo", "org/x"])
     message = str(exc.value.code)
-    assert message.startswith("error: No Hugging Face token") and "--token" in message and "`token=`" not in message
+    # deliberately changed (issue 20): every error line is `hf-prune: error: ...`
+    assert message.startswith("hf-prune: error: No Hugging Face token") and "--token" in message
+    assert "`token=`" not in message
     assert "\n" not in message
-    with pytest.raises(SystemExit, match=r"error: .*missing is not a folder.*hf-prune select RUN_DIR"):
+    with pytest.raises(SystemExit, match=r"^hf-prune: error: .*missing is not a folder.*hf-prune select RUN_DIR"):
         main(["push", str(tmp_path / "missing"), "--repo", "org/x"])
     afile = tmp_path / "afile.txt"
     afile.write_text("keep me")
@@ -200,7 +203,7 @@ def test_a_wrong_token_is_one_line_with_the_fix(tmp_path):
                               timeout=120)  # fmt: skip
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.strip().splitlines() if line]
-    assert lines[-1].startswith("error: The Hub at") and "rejected the token (HTTP 401)" in lines[-1]
+    assert lines[-1].startswith("hf-prune: error: The Hub at") and "rejected the token (HTTP 401)" in lines[-1]
     assert "--token" in lines[-1] and "Traceback" not in proc.stderr
 
 
@@ -218,3 +221,33 @@ def test_select_maps_a_non_contiguous_subset_through_the_runs_rows_file(tmp_path
     main(["select", str(root), "--strategy", "random", "--prune-ratio", "0.5", "--out", str(tmp_path / "y")])
     result = PruneResult.load(tmp_path / "y")
     assert result.num_samples == 40 and set(result.kept_ids) <= set(rows.tolist()) and result.num_kept == 5
+
+
+def test_plot_gallery_reads_the_runs_rows_of_the_dataset_it_names(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    for i in range(40):  # an imagefolder of 4 classes; the run trained on its first 20 rows
+        (folder / f"class_{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8), i * 6, dtype=np.uint8)).save(folder / f"class_{i % 4}" / f"{i:03d}.png")
+    p = np.random.default_rng(0).random((5, 20)).astype(np.float32)
+    ScoreRecord.from_arrays(
+        {"p_target": p, "correct": (p > 0.5).astype(np.float32)}, labels=np.arange(20) // 5,
+        metadata={"dataset_repo_id": str(folder), "train_subset": {"num_rows": 20, "num_source_rows": 40, "range": [0, 20]}},
+    ).save(tmp_path / "run" / "scores")  # fmt: skip
+    main(["plot", str(tmp_path / "run"), "--strategy", "dyn_unc", "--param", "window=2", "--prune-ratio", "0.25",
+          "--gallery"])  # fmt: skip
+    png = tmp_path / "run" / "plots" / "gallery_dyn_unc.png"
+    assert str(png) in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
+    # the dataset must be the one the run was made on: a split of another size is refused, nothing written
+    other = tmp_path / "other"
+    for name in ("a", "b"):
+        (other / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(other / name / "x.png")
+    with pytest.raises(SystemExit, match="has 2 rows; the run trained on rows of a split of 40"):
+        main(["plot", str(tmp_path / "run"), "--strategy", "dyn_unc", "--param", "window=2", "--prune-ratio", "0.25",
+              "--gallery", "--dataset", str(other), "--out", str(tmp_path / "y")])  # fmt: skip
+    assert not (tmp_path / "y").exists()
+    with pytest.raises(SystemExit, match="--gallery shows what a strategy removes: add --strategy"):
+        main(["plot", str(tmp_path / "run"), "--gallery", "--out", str(tmp_path / "z")])

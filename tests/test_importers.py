@@ -645,7 +645,7 @@ def test_import_command_errors_are_one_line(imagenet, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             cli(["import", *argv, "--source", str(imagenet.root), "--out", str(tmp_path / "never")])
         text = str(exc.value.code)
-        assert text.startswith("error: ") and "\n" not in text and message in text, text
+        assert text.startswith("hf-prune: error: ") and "\n" not in text and message in text, text
     assert not (tmp_path / "never").exists()
     assert json.loads(report.read_text())["missing_files"] == [[18, "n01484850/n01484850_77777.JPEG"]]
 

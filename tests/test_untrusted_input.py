@@ -500,7 +500,7 @@ def test_a_different_list_is_not_replaced_without_overwrite(hub, tmp_path):  # n
     assert "method dyn_unc, prune_25 (ratio 0.25, index_sha256" in out["refused"]
     assert "config prune_25 holds other ids" in out["refused"] and "overwrite=True" in out["refused"]
     assert "Nothing was created on the Hub" in out["refused"]
-    assert out["cli"].startswith("error: ") and "--overwrite" in out["cli"]
+    assert out["cli"].startswith("hf-prune: error: ") and "--overwrite" in out["cli"]
     main = hub.server.files("testuser/list", "dataset")
     other_ids = pq.read_table(other / DATA)["index"].to_numpy()
     assert sorted(p for p in main if p.startswith("data/")) == [DATA]  # prune_50 of the earlier push deleted

@@ -1,13 +1,15 @@
 """`hf-prune import FORMAT FILE --source SOURCE --out DIR`: a published artefact to a Hub-ready index list.
 
 ```bash
-hf-prune import dali-list IN1K_75_file_list.txt --source ILSVRC/Data/CLS-LOC/train --out imagenet-1k-dyn-unc-75
+hf-prune import dali-list IN1K_75_file_list.txt --source ILSVRC/Data/CLS-LOC/train --out runs/import/in1k-dyn-unc-75
 hf-prune import score-csv ImageNet-1K_EL2N-20-models.csv --source ILSVRC/imagenet-1k --prune-ratio 0.2 \\
-    --prune-ratio 0.3 --out imagenet-1k-el2n --push-to my-org/imagenet-1k-el2n
+    --prune-ratio 0.3 --out runs/import/in1k-el2n --push-to my-org/imagenet-1k-el2n
 ```
 
 `cli.py` registers it with `add_parser(subparsers)`; `run(args)` does the work through the public importers. Nothing
-heavy is imported until the command runs.
+heavy is imported until the command runs, and every argument (the ratios, the output folder, the artefact file) is
+checked before the artefact or the source is read. Errors are one `hf-prune: error: ...` line, as everywhere in
+`hf-prune`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ KEPT_FORMATS = ("dali-list",)
 
 
 def _fail(message: str):
-    raise SystemExit("error: " + " ".join(message.split()))
+    raise SystemExit("hf-prune: error: " + " ".join(message.split()))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,11 +56,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "examples:\n"
-            "  hf-prune import dali-list IN1K_75_file_list.txt --source ILSVRC/Data/CLS-LOC/train --out in1k-dyn-unc\n"
+            "  hf-prune import dali-list IN1K_75_file_list.txt --source ILSVRC/Data/CLS-LOC/train \\\n"
+            "      --out runs/import/in1k-dyn-unc-75\n"
             "  hf-prune import score-csv ImageNet-1K_EL2N-20-models.csv --source ILSVRC/imagenet-1k \\\n"
-            "      --prune-ratio 0.2 --prune-ratio 0.3 --out in1k-el2n --push-to my-org/imagenet-1k-el2n\n"
+            "      --prune-ratio 0.2 --prune-ratio 0.3 --out runs/import/in1k-el2n --push-to my-org/imagenet-1k-el2n\n"
             "  hf-prune import ccs-scores imagenet-data-score.pt --source train_dir --score accumulated_margin \\\n"
-            "      --selection ccs --hard-cutoff 0.2 --prune-ratio 0.8 --out in1k-ccs\n"
+            "      --selection ccs --hard-cutoff 0.2 --prune-ratio 0.8 --out runs/import/in1k-ccs-80\n"
         ),
     )
     p.add_argument("format", choices=list(FORMATS), metavar="FORMAT", help=f"one of {', '.join(FORMATS)}")
@@ -86,7 +89,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="scores: import although some source rows have no score (made on the covered rows)")
     group = p.add_argument_group("selection (score formats)")
     group.add_argument("--prune-ratio", type=float, action="append", default=[], metavar="RATIO",
-                       help="fraction of rows REMOVED, in [0, 1); repeat for several configs (required for scores)")
+                       help="fraction of rows REMOVED, in (0, 1); repeat for several configs (required for scores)")
     group.add_argument("--keep", choices=["high", "low"], default=None,
                        help="keep the high or the low scores (default: the artefact's own direction)")
     group.add_argument("--class-balanced", action="store_true", help="remove the same fraction from every class")
@@ -105,7 +108,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--delimiter", default=",", help="field separator (default: ,)")
     group.add_argument("--method", default=None, help="method name in the list (default: from the file name)")
     group = p.add_argument_group("output")
-    group.add_argument("--out", required=True, help="folder to write the index list to")
+    group.add_argument("--out", required=True, metavar="DIR",
+                       help="folder to write the index list to, e.g. runs/import/NAME (created if missing)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace an index list already in --out (without it, an existing folder is refused before "
+                       "anything is read)")
     group.add_argument("--report", default=None, metavar="JSON",
                        help="write every missing file and uncovered row to this JSON file (also when refused)")
     group.add_argument("--push-to", default=None, metavar="REPO_ID", help="also push OUT to this Hub dataset repo")
@@ -144,8 +151,22 @@ def _check_args(args) -> None:
               "--allow-partial).")
     if args.hub_source and len(args.hub_source) > 3:
         _fail("--hub-source takes REPO_ID [SPLIT [REVISION]].")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    for ratio in args.prune_ratio:
+        if not 0.0 < ratio < 1.0:  # NaN too
+            _fail(f"--prune-ratio must be in (0, 1): it is the fraction of rows REMOVED (0.25 removes a quarter and "
+                  f"keeps 75%); got {ratio:g}.")  # fmt: skip
+    if len(set(args.prune_ratio)) != len(args.prune_ratio):
+        _fail(f"--prune-ratio is given twice with the same value ({args.prune_ratio}); give each ratio once.")
+    if args.selection == "ccs" and args.prune_ratio and not 0.0 <= args.hard_cutoff <= min(args.prune_ratio):
+        _fail(f"--hard-cutoff must be in [0, the smallest --prune-ratio] = [0, {min(args.prune_ratio):g}]; got "
+              f"{args.hard_cutoff:g}.")  # fmt: skip
+    if args.num_strata < 1:
+        _fail(f"--num-strata must be >= 1; got {args.num_strata}.")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
         _fail(f"--out {args.out} is a file; pass a folder to write to (it is created if missing).")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        _fail(f"--out {args.out} already exists; pass --overwrite to replace the index list there, or another --out.")
     if not Path(args.file).is_file():
         _fail(f"{args.file}: no such file. Download the artefact first (see docs/published_subsets.md).")
 

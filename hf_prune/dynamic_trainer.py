@@ -10,7 +10,8 @@ _begin_epoch(e) (every rank; PruningTrainer calls it at each epoch start)
     sampler.set_epoch(e) ──> the epoch's selection, identical on every rank; its loss weights go to the device once
 _run_epoch(e): the epoch's own number of batches and optimizer steps (varying-length policies, hf_prune.dynamic.plan)
 training steps: the sampler's k_e indices, sharded by accelerate; compute_loss applies InfoBatch's weights per
-    sample by indexing a device weight table with the batch's sample ids (no host synchronisation)
+    sample by indexing a device weight table with the batch's sample ids (no host synchronisation); a sequence's
+    weight multiplies each of its target tokens, the batch loss stays a token mean (hf_prune.dynamic.loss)
 _end_epoch_extras(e) (every rank)
     Recorder.gather(signals=["loss"]): (id, label, loss) of every rank, de-duplicated ──> scoring="train_loss":
         sampler.update(ids, loss)                                                                        ("train_s")
@@ -43,6 +44,7 @@ from transformers.utils import logging
 
 from .dynamic import SELECTED_SIGNAL, DynamicPolicy, DynamicPruningSampler, get_policy, weighted_cross_entropy
 from .dynamic.checkpoint import has_sampler_state, load_sampler_state, save_sampler_state
+from .dynamic.loss import weighted_token_loss
 from .dynamic.plan import EpochPlan, EpochShareLR
 from .dynamic_config import DynamicPruningArguments
 from .recording import Recorder, logits_of
@@ -230,9 +232,9 @@ class DynamicPruningTrainer(PruningTrainer):
         ids = self._step_sample_ids
         if ids is None or not model.training or not self.dynamic_sampler.weighted:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = self._labels_of(inputs)  # before Trainer's compute_loss, which may pop them
+        labels, alignment = self._record_labels_of(inputs)  # before Trainer's compute_loss, which may pop them
         _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        loss = self._weighted_loss(ids, logits_of(outputs), labels, num_items_in_batch)
+        loss = self._weighted_loss(ids, outputs, labels, num_items_in_batch, alignment)
         return (loss, outputs) if return_outputs else loss
 
     # ------------------------------------------------------------------ PruningTrainer's extension points
@@ -376,9 +378,11 @@ class DynamicPruningTrainer(PruningTrainer):
             self._id_weights, self._id_weights_of = table.to(device), selection
         return self._id_weights
 
-    def _weighted_loss(self, ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch):
+    def _weighted_loss(self, ids: torch.Tensor, outputs, labels: torch.Tensor, num_items_in_batch,
+                       alignment: str | None = None):  # fmt: skip
         """Per-sample weighted cross-entropy of a training micro-batch (InfoBatch's rescaling), see
-        `hf_prune.dynamic.loss`.
+        `hf_prune.dynamic.loss`: from `[batch, classes]` logits, or per sequence from token logits (or a fused LM
+        head's per-token log-probabilities), as a token mean like the model's own loss.
 
         The weights are looked up on the device (`_loss_weights_by_id`): no host synchronisation. The reduction
         follows `Trainer`'s own rule: a mean over the micro-batch (then divided by the accumulation steps by
@@ -386,20 +390,22 @@ class DynamicPruningTrainer(PruningTrainer):
         divided by it (and multiplied by the number of processes with `average_tokens_across_devices`, as
         `Trainer.compute_loss` does).
         """
-        table = self._loss_weights_by_id(logits.device)
+        smoothing = float(self.args.label_smoothing_factor or 0.0)
+        tokens = self._token_losses_of(outputs, labels, alignment, keep_grad=True, label_smoothing=smoothing)
+        device = tokens.loss.device if tokens is not None else logits_of(outputs).device
+        table = self._loss_weights_by_id(device)
         weights = table[ids.to(table.device, non_blocking=True).long()]
         scaled = getattr(self, "loss_is_scaled_for_ga", None)
         if scaled is None:  # Trainer.training_step's own rule
             scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
                 self.compute_loss_func is not None
             )
-        loss = weighted_cross_entropy(
-            logits,
-            labels,
-            weights,
-            num_items_in_batch=num_items_in_batch if scaled else None,
-            label_smoothing=float(self.args.label_smoothing_factor or 0.0),
-        )
+        denominator = num_items_in_batch if scaled else None
+        if tokens is not None:
+            loss = weighted_token_loss(tokens, weights, num_items_in_batch=denominator)
+        else:
+            loss = weighted_cross_entropy(logits_of(outputs), labels, weights, num_items_in_batch=denominator,
+                                          label_smoothing=smoothing)  # fmt: skip
         if scaled and num_items_in_batch is None:
             loss = loss / self.current_gradient_accumulation_steps
         elif scaled and self.args.average_tokens_across_devices:

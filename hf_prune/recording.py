@@ -2,7 +2,9 @@
 
 The hot path (`Recorder.add`) runs a handful of element-wise ops on `[batch, classes]` logits under `no_grad` and
 appends compact tensors (int64 ids, int32 labels, float32 or float16 values) to a list: no host synchronisation, no
-extra forward pass. At the end of an epoch:
+extra forward pass. Token logits `[batch, tokens, vocab]` (a causal LM) give one row per *sequence* instead
+(`hf_prune.sequence`: mean token loss, its `p_target = exp(-loss)`, token accuracy, target-token count), with the
+record's label -1 (a sequence has no class). At the end of an epoch:
 
 * `hf_prune.distributed.stream_rows_to_main` streams every rank's rows to the main process one id range at a time
   (bounded memory, only the main process receives rows) for `ScoreRecord.epoch_writer`: per range,
@@ -29,24 +31,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .sequence import TokenLosses, check_sequence_signals, require_label_alignment, sequence_signals
 
-SIGNALS = ("p_target", "loss", "correct", "margin", "logit_margin", "entropy", "el2n")
+
+SIGNALS = ("p_target", "loss", "correct", "margin", "logit_margin", "entropy", "el2n", "num_tokens")
 DEFAULT_SIGNALS = ("p_target", "loss", "correct")
-# What each signal is, for `--help` texts and error messages.
+# What each signal is, for `--help` texts and error messages (a sequence's meaning after the semicolon).
 SIGNAL_HELP = {
-    "p_target": "softmax probability of the true label",
-    "loss": "per-sample cross-entropy",
-    "correct": "1.0 where argmax == label",
+    "p_target": "softmax probability of the true label; a sequence: exp(-mean token loss)",
+    "loss": "per-sample cross-entropy; a sequence: mean token loss",
+    "correct": "1.0 where argmax == label; a sequence: token accuracy",
     "margin": "p_target minus the largest other class probability",
     "logit_margin": "target logit minus the largest other logit (AUM)",
-    "entropy": "entropy of the softmax",
+    "entropy": "entropy of the softmax; a sequence: mean over its target tokens",
     "el2n": "L2 norm of softmax minus one-hot",
+    "num_tokens": "number of target labels: 1 for a class label; a sequence: its target tokens",
 }
 
 
 def logits_of(outputs) -> torch.Tensor:
-    """The logits `[batch, classes]` in a model's output: a tensor, a mapping or `ModelOutput` with `logits`, or a
-    tuple `(loss, logits, ...)` when the model computed a loss (a 0-dim first element) and `(logits, ...)` otherwise."""
+    """The logits (`[batch, classes]`, or `[batch, tokens, vocab]`) in a model's output: a tensor, a mapping or
+    `ModelOutput` with `logits`, or a tuple `(loss, logits, ...)` when the model computed a loss (a 0-dim first
+    element) and `(logits, ...)` otherwise."""
     if isinstance(outputs, torch.Tensor):
         return outputs
     if isinstance(outputs, Mapping):
@@ -76,6 +82,7 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
     * `logit_margin`: label logit minus the largest other logit (the margin of AUM, Pleiss et al. 2020).
     * `entropy`: entropy of the softmax (nats).
     * `el2n`: `|| softmax - onehot(label) ||_2` (Paul et al. 2021).
+    * `num_tokens`: 1.0, the one target label (a sequence counts its target tokens, see `hf_prune.sequence`).
 
     A negative label (the ignore index of `CrossEntropyLoss`, -100) gives NaN in every signal of that sample. So does
     a sample whose logits hold a NaN or `+inf`, or whose signals are not all finite (an infinite loss): such a sample
@@ -84,7 +91,11 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
     """
     logits = logits.detach().float()
     if logits.dim() != 2:
-        raise ValueError(f"Expected logits of shape [batch, classes]; got {tuple(logits.shape)}.")
+        raise ValueError(
+            f"Expected logits of shape [batch, classes]; got {tuple(logits.shape)}. Token logits [batch, tokens, "
+            "vocab] give per-sequence signals: `hf_prune.sequence.sequence_signals` (`Recorder.add` with a "
+            "`label_alignment`)."
+        )
     labels = labels.detach().long().view(-1)
     if labels.shape[0] != logits.shape[0]:
         raise ValueError(
@@ -118,6 +129,8 @@ def compute_signals(logits: torch.Tensor, labels: torch.Tensor, signals: Sequenc
         elif name == "el2n":
             err = probs.scatter_add(1, idx, -torch.ones_like(log_p_target).unsqueeze(1))
             columns.append(err.norm(dim=1))
+        elif name == "num_tokens":
+            columns.append(torch.ones_like(log_p_target))
         else:
             raise ValueError(f"Unknown signal {name!r}; choose from {list(SIGNALS)}.")
     values = torch.stack(columns, dim=1)
@@ -223,8 +236,25 @@ class Recorder:
         self._num_rows = end
 
     @torch.no_grad()
-    def add(self, sample_ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Records one (micro-)batch. Stays on the logits' device; no host synchronisation."""
+    def add(self, sample_ids: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+            label_alignment: str | None = None) -> None:  # fmt: skip
+        """Records one (micro-)batch. Stays on the logits' device; no host synchronisation.
+
+        Args:
+            sample_ids (`torch.Tensor` `[batch]`): the samples' ids.
+            logits (`torch.Tensor`): `[batch, classes]`, or `[batch, tokens, vocab]` for one row per sequence.
+            labels (`torch.Tensor`): `[batch]` class labels, or `[batch, tokens]` token labels (-100 ignored).
+            label_alignment (`str`, *optional*): for token logits, how they line up with the labels:
+                `"next_token"` (a causal LM) or `"same_token"` (see `hf_prune.sequence`).
+        """
+        if logits.dim() == 3:
+            require_label_alignment(label_alignment, logits)
+            with_entropy = "entropy" in self.signals
+            check_sequence_signals(self.signals)
+            tokens = TokenLosses.from_logits(logits, labels, label_alignment, with_correct="correct" in self.signals,
+                                             with_entropy=with_entropy)  # fmt: skip
+            self.add_tokens(sample_ids, tokens)
+            return
         values = compute_signals(logits, labels, self.signals)
         ids = sample_ids.detach().to(device=values.device, dtype=torch.int64).view(-1)
         if ids.shape[0] != values.shape[0]:
@@ -232,6 +262,17 @@ class Recorder:
         lab = labels.detach().to(device=values.device).view(-1)
         lab = torch.where(lab >= 0, lab, torch.full_like(lab, -1)).to(torch.int32)
         self._append(ids, lab, values.to(RECORD_DTYPES[self.dtype]))
+
+    @torch.no_grad()
+    def add_tokens(self, sample_ids: torch.Tensor, tokens: TokenLosses) -> None:
+        """Records one (micro-)batch of sequences from their per-token statistics (`hf_prune.sequence`): one row
+        per sequence, label -1 (a sequence has no class). No host synchronisation."""
+        values = sequence_signals(tokens, self.signals)
+        ids = sample_ids.detach().to(device=values.device, dtype=torch.int64).view(-1)
+        if ids.shape[0] != values.shape[0]:
+            raise ValueError(f"Got {ids.shape[0]} sample ids for a batch of {values.shape[0]} sequences.")
+        unknown = torch.full((ids.shape[0],), -1, dtype=torch.int32, device=values.device)
+        self._append(ids, unknown, values.to(RECORD_DTYPES[self.dtype]))
 
     def reset(self) -> None:
         """Forgets the rows (the buffer's memory is kept for the next epoch)."""
@@ -338,7 +379,8 @@ class Recorder:
 
         Returns:
             `(ids [m] int64, labels [m] int64 (-1 = unknown), {signal: values [m] float32})` as numpy arrays, sorted
-            by id; a sample seen more than once keeps its first occurrence in (rank, step) order.
+            by id; a sample seen more than once keeps its first occurrence in (rank, step) order. Non-finite values
+            are NaN (a sample seen with a NaN or infinite loss).
         """
         names = self.signals if signals is None else list(signals)
         missing = [s for s in names if s not in self.signals]
@@ -355,6 +397,7 @@ class Recorder:
             values = accelerator.pad_across_processes(values, dim=0)
             ids, labels, values = accelerator.gather(ids), accelerator.gather(labels), accelerator.gather(values)
         ids, labels, values = ids.cpu().numpy(), labels.cpu().numpy(), values.cpu().numpy()
+        values[~np.isfinite(values)] = np.nan  # a sequence seen with non-finite values is +inf (hf_prune.sequence)
         real = ids >= 0
         ids, labels, values = ids[real], labels[real], values[real]
         # rank-ordered concatenation: np.unique's first index is the lowest rank's occurrence

@@ -8,6 +8,12 @@ sampler ──> SampleIdDataset: (sample_id, item) ──> SampleIdCollator: use
       train(resume_from_checkpoint=...): the checkpoint's record is verified before the live record is touched
 ```
 
+Language models: token logits `[batch, tokens, vocab]` give one row per sequence (`hf_prune.sequence`), the labels
+aligned as the model's own loss aligns them (`label_alignment`: inferred from a transformers model, or given). The
+training step's loss and outputs come from `_training_loss_and_outputs` and are recorded by `_record_training_batch`;
+a trainer whose parent builds no logits (trl's `SFTTrainer`, a fused LM head: `hf_prune.sft`) overrides those two.
+`PruningTrainer` calls `super()` everywhere, so it mixes into any `Trainer` subclass: `class X(PruningTrainer, T)`.
+
 Subclasses change the run through small extension points that `PruningTrainer` calls unconditionally and that do
 nothing here: `_begin_run(checkpoint)`, `_begin_epoch(epoch)`, `_end_epoch_extras(epoch)`, `_extra_record_rows(epoch)`,
 `_extra_record_metadata()`, `_record_signals()`, `_extra_pruning_logs(trained)`, `_save_checkpoint_extras(checkpoint)`
@@ -60,6 +66,14 @@ from .sample_ids import (
     row_fingerprint,
     sample_id_range,
 )
+from .sequence import (
+    TokenLosses,
+    check_label_alignment,
+    check_sequence_signals,
+    fused_token_losses,
+    label_alignment_of,
+    require_label_alignment,
+)
 from .trainer_hub import create_pruning_model_card, push_checkpoint_without_record, push_without_record
 from .version import __version__
 
@@ -111,9 +125,11 @@ class PruningTrainer(Trainer):
     `sample_id` (the row position in the unpruned train split, or the dataset's `sample_id` column). Ids travel
     beside the dataset's items, so transforms that return new dicts (`set_transform`, `with_transform`), collators
     that drop keys and datasets of tuples all work. Labels are read from the batch as Trainer reads them
-    (`label_names`, then `labels` / `label`); a label of -100 is recorded as NaN. The record is written to
-    `<output_dir>/<score_record_dir>` after every epoch and into every checkpoint; `train(resume_from_checkpoint=...)`
-    continues it.
+    (`label_names`, then `labels` / `label`); a label of -100 is recorded as NaN. A language model (token logits
+    `[batch, tokens, vocab]`, token labels with -100 on padding and prompt) is recorded per sequence: mean token loss,
+    `p_target = exp(-loss)`, token accuracy as `correct`, `num_tokens` (see `hf_prune.sequence`). The record is
+    written to `<output_dir>/<score_record_dir>` after every epoch and into every checkpoint;
+    `train(resume_from_checkpoint=...)` continues it.
 
     Every epoch it also logs, through `Trainer.log` (so TensorBoard, W&B... see them with `report_to`),
     `pruning/recorded_samples`, `pruning/samples_trained_per_second` (samples actually trained, not the dataset's
@@ -128,6 +144,11 @@ class PruningTrainer(Trainer):
         record_metadata (`dict`, *optional*):
             Extra JSON-able metadata for the record (e.g. the method parameters a recipe will score with, or the rows
             of the full split a subset came from); `hf-prune select` reads `strategy_params` from it.
+        label_alignment (`str`, *optional*):
+            For a model with token logits: `"next_token"` (logits[:, t] are scored against labels[:, t + 1], a causal
+            LM) or `"same_token"` (labels[:, t]: token classification, masked LM, encoder-decoder). Inferred from a
+            transformers model's `loss_type` when not given (`hf_prune.sequence.label_alignment_of`); needed only for
+            a model that does not say (a plain `nn.Module` returning token logits).
         **kwargs: passed to `transformers.Trainer`.
 
     Example:
@@ -142,7 +163,8 @@ class PruningTrainer(Trainer):
     ```
     """
 
-    def __init__(self, *args, clean_view_dataset=None, record_metadata: dict[str, Any] | None = None, **kwargs):
+    def __init__(self, *args, clean_view_dataset=None, record_metadata: dict[str, Any] | None = None,
+                 label_alignment: str | None = None, **kwargs):  # fmt: skip
         model = kwargs.get("model", args[0] if args else None)
         if is_plain_timm_module(model):
             # `timm.create_model(...)` takes an image tensor, Trainer calls `model(pixel_values=..., labels=...)`:
@@ -179,7 +201,7 @@ class PruningTrainer(Trainer):
                 )
             self.num_samples = int(override)
         else:
-            self.num_samples = num_unpruned_samples(self.train_dataset, override)
+            self.num_samples = self._count_unpruned_samples(override)
         self._check_ids_fit(self.train_dataset, "train dataset")
         if clean_view_dataset is not None:
             if is_iterable_dataset(clean_view_dataset):
@@ -191,11 +213,21 @@ class PruningTrainer(Trainer):
         self.clean_view_dataset = clean_view_dataset
         self.data_collator = SampleIdCollator(self.data_collator)
         self.recorder = Recorder(signals, dtype=getattr(self.args, "record_dtype", "float32"))
+        # How token logits line up with the labels (None: one prediction per sample, or a model that does not say).
+        self.label_alignment = check_label_alignment(label_alignment) or label_alignment_of(self.model)
+        if self.label_alignment is not None:
+            check_sequence_signals(self.recorder.signals)  # before training, with the supported signals named
         self._run_record: RunRecord | None = None  # the record this run writes; set up by `train`
         self._trained_rows = 0  # samples this process trained on in the epoch in progress (for the epoch-end check)
         self._step_sample_ids: torch.Tensor | None = None
         self._train_view: SampleIdDataset | None = None  # the training loader's view (augmentation epoch)
         self.add_callback(_RecordingCallback(self))
+
+    def _count_unpruned_samples(self, override: int | None) -> int:
+        """The length of the unpruned split the sample ids index (`record_num_samples` when set). A parent trainer
+        that prepares the dataset itself, and may drop rows of it (trl's `SFTTrainer`), is given the count of the
+        dataset as passed in its subclass (`hf_prune.sft`)."""
+        return num_unpruned_samples(self.train_dataset, override)
 
     def _check_args(self) -> None:
         """Refuses arguments this trainer cannot honour (a subclass that can honour them overrides it)."""
@@ -360,10 +392,39 @@ class PruningTrainer(Trainer):
         ids = self._step_sample_ids
         if ids is None or not model.training or self.record_clean_view:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = self._labels_of(inputs)  # before Trainer's compute_loss, which may pop them
-        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        self.recorder.add(ids, logits_of(outputs), labels)
+        labels, alignment = self._record_labels_of(inputs)  # before Trainer's compute_loss, which may pop them
+        loss, outputs = self._training_loss_and_outputs(model, inputs, num_items_in_batch)
+        self._record_training_batch(ids, outputs, labels, alignment)
         return (loss, outputs) if return_outputs else loss
+
+    def _training_loss_and_outputs(self, model, inputs, num_items_in_batch=None):
+        """The training step's `(loss, outputs)`: the parent trainer's `compute_loss` with its outputs, which
+        `_record_training_batch` reads. A parent that would need an extra forward pass to return outputs (trl's
+        `SFTTrainer`) is given another way in its subclass (`hf_prune.sft`)."""
+        return super().compute_loss(model, inputs, True, num_items_in_batch)
+
+    def _record_training_batch(self, ids: torch.Tensor, outputs, labels: torch.Tensor, alignment: str | None) -> None:
+        """Records a training (micro-)batch from its model outputs: logits, or per-token log-probabilities of a
+        fused LM head (`hf_prune.sequence.fused_token_losses`). On the device, no host synchronisation."""
+        tokens = fused_token_losses(outputs)
+        if tokens is not None:
+            self.recorder.add_tokens(ids, tokens)
+        else:
+            self.recorder.add(ids, logits_of(outputs), labels, alignment)
+
+    def _token_losses_of(self, outputs, labels: torch.Tensor, alignment: str | None, *, keep_grad: bool = False,
+                         label_smoothing: float = 0.0) -> TokenLosses | None:  # fmt: skip
+        """Per-token losses of a training batch with token logits (or a fused LM head's log-probabilities), `None`
+        for `[batch, classes]` logits. With `keep_grad` the losses carry the graph (a re-weighted training loss)."""
+        tokens = fused_token_losses(outputs)
+        if tokens is not None:
+            return tokens
+        logits = logits_of(outputs)
+        if logits.dim() != 3:
+            return None
+        alignment = require_label_alignment(alignment, logits)
+        return TokenLosses.from_logits(logits, labels, alignment, with_correct=False, keep_grad=keep_grad,
+                                       label_smoothing=label_smoothing)  # fmt: skip
 
     def _save_checkpoint(self, model, trial):
         # The record (complete epochs) and every rank's rows of the epoch in progress go into the checkpoint *before*
@@ -390,9 +451,18 @@ class PruningTrainer(Trainer):
                 return inputs[name]
         raise ValueError(
             f"The training batch has no labels (keys: {list(inputs)}; looked for "
-            f"{[*self.label_names, 'labels', 'label']}). PruningTrainer records signals against the hard class label, read from the batch as Trainer reads "
-            "it: make the collator return `labels`, or name your label key in `label_names`."
+            f"{[*self.label_names, 'labels', 'label']}). PruningTrainer records signals against the hard class label "
+            "(or the token labels of a language model), read from the batch as Trainer reads it: make the collator "
+            "return `labels` (e.g. `DataCollatorForLanguageModeling(tokenizer, mlm=False)` for a causal LM), or name "
+            "your label key in `label_names`."
         )
+
+    def _record_labels_of(self, inputs) -> tuple[torch.Tensor, str | None]:
+        """The batch's labels and how the logits line up with them: a collator's pre-shifted `shift_labels`
+        (context or sequence parallelism, padding-free) are already aligned with the logits."""
+        if "shift_labels" in inputs:
+            return inputs["shift_labels"], "same_token"
+        return self._labels_of(inputs), self.label_alignment
 
     # ------------------------------------------------------------------ extension points (no-ops here)
 
@@ -667,10 +737,10 @@ class PruningTrainer(Trainer):
             for batch in self.sample_id_dataloader(dataset, description):
                 batch = self._prepare_inputs(batch)
                 ids = batch.pop(SAMPLE_ID_COLUMN)
-                labels = self._labels_of(batch)
+                labels, alignment = self._record_labels_of(batch)
                 with self.autocast_smart_context_manager():
                     outputs = model(**batch)
-                recorder.add(ids, logits_of(outputs), labels)
+                recorder.add(ids, logits_of(outputs), labels, alignment)
         except Exception as err:  # noqa: BLE001 - a map-style eval loader holds no collective: safe to stop here
             error = err
         finally:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from hf_prune.text_data import FORTUNES_DIR
 from tests.conftest import REPO_ROOT
 
 
@@ -52,4 +53,25 @@ def test_reproduction_harness_smoke_run_resumes_and_reports(tmp_path, monkeypatc
         assert (tmp_path / "results" / "smoke" / figure).read_bytes()[:4] == b"\x89PNG"
     # a second sitting runs nothing again: every configuration is already in the results file
     reproduce.main(["all", "--preset", "smoke", "--threads", "1"])
+    assert len((tmp_path / "results" / "smoke" / "results.jsonl").read_text().splitlines()) == len(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FORTUNES_DIR.is_dir(), reason="Debian's fortunes is not installed (make data)")
+def test_text_evidence_smoke_run_resumes_and_reports(tmp_path, monkeypatch):
+    reproduce = load_bench("reproduce_text")
+    monkeypatch.setattr(reproduce, "RESULTS", tmp_path / "results")
+    reproduce.main(["all", "--preset", "smoke", "--work_dir", str(tmp_path / "runs")])
+    lines = (tmp_path / "results" / "smoke" / "results.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert {(r["part"], r["method"]) for r in rows} == {
+        ("classify", "full"), ("classify", "dyn_unc"), ("classify", "random"), ("lm", "s2l"), ("lm", "random"),
+        ("lm", "infobatch"), ("lm", "full"), ("lm", "full_same_steps")}  # fmt: skip
+    by = {r["method"]: r for r in rows if r["part"] == "lm"}
+    assert by["full_same_steps"]["steps"] == by["s2l"]["steps"] < by["full"]["steps"]
+    assert all(r["perplexity"] > 1 for r in by.values())
+    report = (tmp_path / "results" / "smoke" / "REPORT.md").read_text()
+    assert "## (a) Category classification" in report and "## (b) Causal-LM fine-tuning" in report
+    assert (tmp_path / "results" / "smoke" / "classify.png").read_bytes()[:4] == b"\x89PNG"
+    reproduce.main(["all", "--preset", "smoke", "--work_dir", str(tmp_path / "runs")])  # a second sitting: nothing new
     assert len((tmp_path / "results" / "smoke" / "results.jsonl").read_text().splitlines()) == len(lines)

@@ -38,6 +38,7 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")  # the target of a link or an image
 SKIPS = {
     README: ["downloads ImageNet-1K from the Hub"],
     "docs/hub.md": ["downloads ImageNet-1K from the Hub"],
+    "docs/text.md": ["trains with trl's SFTTrainer; run by tests/test_sft.py and tests/test_sft_recipe.py"],
     "docs/published_subsets.md": [
         "needs an imported score list of ImageNet-1K on the Hub",
         "downloads ImageNet-1K from the Hub",

@@ -191,6 +191,8 @@ def report(preset_name: str) -> Path:
                 f"{np.mean([r['steps'] for r in sel]):.0f} | {np.mean([r['seconds'] for r in sel]):.0f} |"
             )
         lines.append("")
+        _figure_lm(lm, out / "lm.png")
+        lines += ["![held-out perplexity per method and seed](lm.png)", ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
@@ -221,6 +223,32 @@ def _figure_classify(rows: list[dict], p: Preset, path: Path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("fortunes category, tiny BERT: Dyn-Unc vs random")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _figure_lm(rows: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    order = ["full", "infobatch", "full_same_steps", "s2l", "random"]
+    methods = [m for m in order if any(r["method"] == m for r in rows)]
+    fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=110)
+    for i, method in enumerate(methods):
+        sel = [r for r in rows if r["method"] == method]
+        values = [r["perplexity"] for r in sel]
+        ax.bar(i, np.mean(values), color="tab:gray" if method.startswith("full") else "tab:blue", alpha=0.6)
+        ax.scatter([i] * len(values), values, color="black", s=12, zorder=3)
+    labels = [f"{m}\n{np.mean([r['steps'] for r in rows if r['method'] == m]):.0f} steps" for m in methods]
+    ax.set_xticks(range(len(methods)), labels, fontsize=8)
+    ax.set_ylabel("held-out perplexity (lower is better)")
+    ax.set_ylim(0.9 * min(r["perplexity"] for r in rows), 1.05 * max(r["perplexity"] for r in rows))
+    ax.set_title("fortunes, tiny GPT-2: 50 % removed (s2l, random, infobatch)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

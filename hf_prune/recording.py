@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .sequence import TokenLosses, check_sequence_signals, require_label_alignment, sequence_signals
+from .sequence import TokenLosses, require_label_alignment, sequence_signals
 
 
 SIGNALS = ("p_target", "loss", "correct", "margin", "logit_margin", "entropy", "el2n", "num_tokens")
@@ -249,11 +249,9 @@ class Recorder:
         """
         if logits.dim() == 3:
             require_label_alignment(label_alignment, logits)
-            with_entropy = "entropy" in self.signals
-            check_sequence_signals(self.signals)
             tokens = TokenLosses.from_logits(logits, labels, label_alignment, with_correct="correct" in self.signals,
-                                             with_entropy=with_entropy)  # fmt: skip
-            self.add_tokens(sample_ids, tokens)
+                                             with_entropy="entropy" in self.signals)  # fmt: skip
+            self.add_tokens(sample_ids, tokens)  # `sequence_signals` refuses signals without a sequence meaning
             return
         values = compute_signals(logits, labels, self.signals)
         ids = sample_ids.detach().to(device=values.device, dtype=torch.int64).view(-1)

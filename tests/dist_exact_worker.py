@@ -115,7 +115,10 @@ def run_config(accelerator, policy_name, path, batch, workers, persistent, n, dr
         epochs.append({"ids": got, "selection": selection.tolist(), "len": len(sampler), "mismatched": mismatched,
                        "scores_match": scores_match, "error": error,
                        "warnings": [str(w.message) for w in caught]})  # fmt: skip
-    del loader  # persistent workers end here
+    # the accelerator keeps every loader it prepared (for `save_state`): let go of them so this configuration's
+    # persistent workers end here, not at exit (otherwise ~50 idle workers per rank pile up over the grid)
+    accelerator.free_memory()
+    del loader, feeder, sampler
     return epochs
 
 

@@ -3,23 +3,16 @@ in the record exactly once, with uneven last batches, drop_last, gradient accumu
 duplicates of the distributed sampler."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_torchrun
 
 
-def run_torchrun(tmp_path, n, batch, accumulation, drop_last):
+def record_under_torchrun(tmp_path, n, batch, accumulation, drop_last):
     out = tmp_path / f"result_{n}_{batch}_{accumulation}_{int(drop_last)}.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
-           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
-           str(REPO_ROOT / "tests" / "dist_record_worker.py"), str(out), str(n), str(batch), str(accumulation),
-           "1" if drop_last else "0"]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = run_torchrun("dist_record_worker.py", str(out), str(n), str(batch), str(accumulation),
+                        "1" if drop_last else "0", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads(out.read_text())
 
@@ -31,7 +24,7 @@ def run_torchrun(tmp_path, n, batch, accumulation, drop_last):
     ids=["uneven-accum3", "drop_last-accum2"],
 )
 def test_every_trained_sample_recorded_once(tmp_path, n, batch, accumulation, drop_last):
-    result = run_torchrun(tmp_path, n, batch, accumulation, drop_last)
+    result = record_under_torchrun(tmp_path, n, batch, accumulation, drop_last)
     assert result["world_size"] == 2 and result["num_epochs"] == 2
     for epoch in result["epochs"]:
         assert epoch["recorded"] == epoch["trained"]
@@ -47,10 +40,7 @@ def test_epoch_rows_stream_to_the_main_process_in_bounded_ranges(tmp_path):
     rank's rows, in id order, range by range (both ranks agree on the ranges), to rank 0 only; and an error on one
     rank inside a collective section is raised on both."""
     out = tmp_path / "stream"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
-           "--rdzv_endpoint", "127.0.0.1:0", str(REPO_ROOT / "tests" / "dist_faults_worker.py"), "stream", str(out)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_torchrun("dist_faults_worker.py", "stream", str(out), cwd=tmp_path, timeout=300, master_port=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     rank0, rank1 = (json.loads((tmp_path / f"stream.rank{r}.json").read_text()) for r in range(2))
     assert rank0["complete"] is True

@@ -5,25 +5,18 @@ ending at the last step, and the record's `selected` rows match."""
 
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_torchrun
 
 
 @pytest.fixture(scope="module")
 def torchrun_results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist_dynamic")
     out = tmp / "result"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
-           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
-           str(REPO_ROOT / "tests" / "dist_dynamic_worker.py"), str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+    proc = run_torchrun("dist_dynamic_worker.py", str(out), cwd=tmp, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return {
         name: [json.loads((tmp / f"result.{name}.rank{r}.json").read_text()) for r in range(2)]

@@ -26,7 +26,7 @@ def grid_results(request, tmp_path_factory):
     world = request.param
     tmp = tmp_path_factory.mktemp(f"exact_world{world}")
     out = tmp / "result"
-    proc = run_torchrun("dist_exact_worker.py", str(out), cwd=tmp, nproc=world, timeout=900)
+    proc = run_torchrun("dist_exact_worker.py", str(out), cwd=tmp, nproc=world, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     ranks = [json.loads((tmp / f"result.rank{r}.json").read_text()) for r in range(world)]
     assert all(r["world_size"] == world for r in ranks)

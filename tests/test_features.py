@@ -1,9 +1,6 @@
 """The feature pass (default penultimate layer of timm and transformers models, named layers, a separate feature
 model, ids kept through a PruningTrainer, a real 2-process torchrun) and mini-batch k-means."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -13,7 +10,7 @@ import torch
 from hf_prune import PruningArguments, PruningTrainer, ScoreRecord, get_strategy
 from hf_prune.data import ImageTransform
 from hf_prune.features import FeatureStore, extract_features, make_feature_fn, save_features
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_torchrun
 from tests.trainer_utils import collate, small_image_dataset, timm_model, transformers_model
 
 
@@ -154,10 +151,7 @@ WORKER = textwrap.dedent(
 def test_two_process_feature_pass_is_complete_and_deduplicated(tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
-           "--rdzv_endpoint", "127.0.0.1:0", str(worker), str(tmp_path / "run")]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_torchrun(worker, str(tmp_path / "run"), cwd=tmp_path, timeout=300, master_port=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     store = FeatureStore.load(tmp_path / "run" / "features")
     assert store.seen.all() and store.num_samples == 23  # 23 = 2 x 4 x 2 + 7: uneven shards, padding duplicates

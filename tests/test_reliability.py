@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from transformers import default_data_collator
 
 from hf_prune import PruneResult, PruningArguments, PruningTrainer, ScoreRecord, get_strategy
 from hf_prune.data import ImageTransform
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_torchrun
 from tests.trainer_utils import collate, small_image_dataset, timm_model
 
 
@@ -292,21 +291,10 @@ def test_case5_a_concurrent_second_run_is_refused_while_the_first_one_trains(tmp
 # ---------------------------------------------------------------------------------------------------- case 6
 
 
-def run_torchrun(tmp_path, mode, timeout=300):
+def faults_under_torchrun(tmp_path, mode, timeout=300):
     out = tmp_path / mode
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
-           "--rdzv_endpoint", "127.0.0.1:0", str(REPO_ROOT / "tests" / "dist_faults_worker.py"), mode, str(out)]
-    # its own process group: on a hang, the workers are killed with the launcher, not left behind
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"torchrun {mode} did not finish in {timeout} s (a hang): {stderr[-2000:]}")
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    proc = run_torchrun("dist_faults_worker.py", mode, str(out), cwd=tmp_path, timeout=timeout, master_port=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     results = [json.loads((tmp_path / f"{mode}.rank{r}.json").read_text()) for r in range(2)]
     for r in results:
         assert "crashed" not in r, r["crashed"]
@@ -318,7 +306,7 @@ def test_case6_resume_with_another_world_size(tmp_path):
     """A 2-process run (batch 4 per process) checkpointed mid-epoch, resumed by one process: with the same total
     batch (8) every rank's partial rows are merged and the record is complete; with another total batch it is refused
     before anything is touched."""
-    results, run = run_torchrun(tmp_path, "checkpoint")
+    results, run = faults_under_torchrun(tmp_path, "checkpoint")
     assert results[0]["num_epochs"] == 3
     full = ScoreRecord.load(run / "scores")
     expected = np.array(full.signal("p_target"))
@@ -392,7 +380,7 @@ def test_case8_bad_input_in_a_collective_section_raises_on_every_rank(tmp_path):
     """Ids beyond the record (record write), beyond the feature file (feature pass), and a corrupt row that only one
     rank reads (feature pass): each raises on both processes of a real 2-process torchrun; before the fix the main
     process raised alone and the other one waited in the next collective until the timeout."""
-    results, _ = run_torchrun(tmp_path, "bad_input", timeout=150)
+    results, _ = faults_under_torchrun(tmp_path, "bad_input", timeout=150)
     for rank in results:
         assert "record holds 20 samples" in rank["record"] and "record_num_samples" in rank["record"]
         assert "outside [0, 22)" in rank["features"]

@@ -805,12 +805,18 @@ def _gallery_images(record, run_dir: Path, args):
     """The run's training rows with their images, for `plot --gallery`: `--dataset` (a Hub id or a local folder), by
     default the dataset the run recorded (`dataset_repo_id` in the record's metadata; the embedded Fashion-MNIST
     offline), its `--dataset-split`, narrowed to the rows the run trained on."""
-    from .data import FASHION_MNIST_HUB_ID, load_fashion_mnist, load_image_dataset
+    from .data import FASHION_MNIST_HUB_ID, MissingColumnsError, load_fashion_mnist, load_image_dataset
 
     name = args.dataset or (record.metadata or {}).get("dataset_repo_id")
     if name is None:
         _fail("The record does not say which dataset it was made on: pass --dataset (a Hub id or a local folder).")
-    data = load_fashion_mnist() if name == FASHION_MNIST_HUB_ID and args.dataset is None else load_image_dataset(name)
+    if name == FASHION_MNIST_HUB_ID and args.dataset is None:
+        data = load_fashion_mnist()
+    else:
+        try:
+            data = load_image_dataset(name, image_column=args.image_column, label_column=args.label_column)
+        except MissingColumnsError as err:
+            _fail(f"{err} Here: --image-column / --label-column.")
     if args.dataset_split not in data:
         _fail(f"{name} has no split {args.dataset_split!r}; it has {list(data)}. Pass --dataset-split.")
     split = data[args.dataset_split]
@@ -837,8 +843,10 @@ def cmd_plot(args) -> int:
         _fail(f"--max-points must be >= 1; got {args.max_points}.")
     if args.gallery and not args.strategy:
         _fail("--gallery shows what a strategy removes: add --strategy NAME (and --prune-ratio).")
-    if args.dataset is not None and not args.gallery:
-        _fail("--dataset is read for --gallery only; add --gallery or leave --dataset out.")
+    for flag in ("dataset", "image_column", "label_column"):
+        if getattr(args, flag) is not None and not args.gallery:
+            option = "--" + flag.replace("_", "-")
+            _fail(f"{option} is read for --gallery only; add --gallery or leave {option} out.")
     record_dir = _find_record_dir(args.run_dir)
     out = Path(args.out) if args.out else run_folder(args.run_dir) / PLOTS_FOLDER
     _check_out(out, args.overwrite, given=args.out is not None)
@@ -1075,6 +1083,10 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded Fashion-MNIST offline)",
     )  # fmt: skip
     p.add_argument("--dataset-split", default="train", metavar="SPLIT", help="split for --gallery (default: train)")
+    p.add_argument("--image-column", default=None, metavar="NAME",
+                   help="the image column of --dataset (default: the first of image, img, pixel_values it has)")
+    p.add_argument("--label-column", default=None, metavar="NAME",
+                   help="the label column of --dataset (default: the first of labels, label, label_ids, fine_label it has)")
     p.add_argument("--out", default=None, metavar="DIR", help="folder for the PNG files (default: RUN_DIR/plots)")
     p.set_defaults(func=cmd_plot)
 

@@ -75,6 +75,10 @@ def load_fashion_mnist(root: str | os.PathLike | None = None):
     return datasets.DatasetDict(splits)
 
 
+class MissingColumnsError(ValueError):
+    """`load_image_dataset` could not find the image or the label column: name them."""
+
+
 def load_image_dataset(
     dataset_name: str | None = None,
     dataset_config: str | None = None,
@@ -117,20 +121,22 @@ def load_image_dataset(
         if validation_dir is not None:
             data_files["validation"] = os.path.join(validation_dir, "**")
         ds = datasets.load_dataset("imagefolder", data_files=data_files, **load_kwargs)
-    elif Path(dataset_name).is_dir() and not any(Path(dataset_name).glob("README.md")):
-        ds = datasets.load_dataset("imagefolder", data_dir=dataset_name, **load_kwargs)
-    else:
+    else:  # a Hub id, or a local folder: of class sub-folders of images (`imagefolder`), or of data files
         ds = datasets.load_dataset(dataset_name, dataset_config, **load_kwargs)
     if not isinstance(ds, datasets.DatasetDict):
         ds = datasets.DatasetDict({"train": ds})
     columns = next(iter(ds.values())).column_names
-    image_column = image_column or next((c for c in IMAGE_COLUMNS if c in columns), None)
-    label_column = label_column or next((c for c in DATASET_LABEL_COLUMNS if c in columns), None)
-    if image_column not in columns or label_column not in columns:
-        raise ValueError(
-            f"{dataset_name} has columns {columns}; could not find the image and label columns. Pass "
-            "--image_column and --label_column."
-        )
+    found = {}
+    for what, given, known in (("image", image_column, IMAGE_COLUMNS), ("label", label_column, DATASET_LABEL_COLUMNS)):
+        found[what] = given or next((c for c in known if c in columns), None)
+        if found[what] not in columns:
+            problem = f"no column {given!r}" if given else f"no {what} column (looked for {', '.join(known)})"
+            raise MissingColumnsError(
+                f"{dataset_name or train_dir or validation_dir} has columns {columns}: {problem}. Name the image and "
+                "label columns with `image_column=` and `label_column=` (the recipes' --image_column / "
+                "--label_column)."
+            )
+    image_column, label_column = found["image"], found["label"]
     renames = {c: n for c, n in ((image_column, "image"), (label_column, "label")) if c != n}
     return ds.rename_columns(renames) if renames else ds
 

@@ -251,3 +251,30 @@ def test_plot_gallery_reads_the_runs_rows_of_the_dataset_it_names(tmp_path, caps
     assert not (tmp_path / "y").exists()
     with pytest.raises(SystemExit, match="--gallery shows what a strategy removes: add --strategy"):
         main(["plot", str(tmp_path / "run"), "--gallery", "--out", str(tmp_path / "z")])
+
+
+def test_plot_gallery_takes_the_image_and_label_columns_of_another_dataset(tmp_path, capsys):
+    """A dataset whose columns are not named image/label: the error names the columns and the flags; with
+    --image-column / --label-column the gallery is drawn; the flags without --gallery are refused."""
+    pytest.importorskip("matplotlib")
+    import datasets
+    from PIL import Image
+
+    pictures = [Image.fromarray(np.full((8, 8), i * 6, dtype=np.uint8)) for i in range(20)]
+    features = datasets.Features({"picture": datasets.Image(), "kind": datasets.ClassLabel(num_classes=4)})
+    folder = tmp_path / "data"
+    datasets.Dataset.from_dict({"picture": pictures, "kind": [i % 4 for i in range(20)]}, features=features) \
+        .to_parquet(str(folder / "train.parquet"))  # fmt: skip
+    p = np.random.default_rng(0).random((5, 20)).astype(np.float32)
+    ScoreRecord.from_arrays({"p_target": p, "correct": (p > 0.5).astype(np.float32)}, labels=np.arange(20) % 4) \
+        .save(tmp_path / "run" / "scores")  # fmt: skip
+    args = ["plot", str(tmp_path / "run"), "--strategy", "dyn_unc", "--param", "window=2", "--prune-ratio", "0.25",
+            "--gallery", "--dataset", str(folder)]  # fmt: skip
+    with pytest.raises(SystemExit, match=r"columns \['picture', 'kind'\].*Here: --image-column / --label-column"):
+        main(args)
+    assert not (tmp_path / "run" / "plots").exists()
+    main([*args, "--image-column", "picture", "--label-column", "kind"])
+    png = tmp_path / "run" / "plots" / "gallery_dyn_unc.png"
+    assert str(png) in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="--image-column is read for --gallery only"):
+        main(["plot", str(tmp_path / "run"), "--image-column", "picture", "--out", str(tmp_path / "z")])

@@ -32,7 +32,7 @@ def test_local_image_folder_with_other_column_names(tmp_path):
     train = data["train"]
     assert set(train.column_names) == {"image", "label"} and len(train) == 6
     assert num_classes_of(train) == 2
-    with pytest.raises(ValueError, match="--image_column and --label_column"):
+    with pytest.raises(ValueError, match=r"columns \['image', 'label'\]: no column 'nope'. Name .* `label_column=`"):
         load_image_dataset(str(tmp_path), label_column="nope")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from trl import SFTConfig, SFTTrainer
 
 from .config import PruningArguments
+from .dynamic.base import POLICIES
 from .dynamic_config import DynamicPruningArguments
 from .dynamic_trainer import DynamicPruningTrainer
 from .sample_ids import SAMPLE_ID_COLUMN, is_iterable_dataset, num_unpruned_samples
@@ -175,8 +176,8 @@ class DynamicPruningSFTTrainer(PruningSFTMixin, DynamicPruningTrainer, SFTTraine
     """trl's `SFTTrainer` that re-selects its training sequences every epoch with a dynamic pruning policy, as
     `DynamicPruningTrainer` does, scoring sequences by their mean token loss; `args` must be a
     `DynamicPruningSFTConfig`. InfoBatch's weights multiply each kept sequence's token losses in a token-mean loss
-    (`hf_prune.dynamic.loss`); with those weights the loss is the weighted negative log-likelihood (`loss_type="nll"`,
-    without an MoE auxiliary loss).
+    (`hf_prune.dynamic.loss`); with those weights the loss is the weighted negative log-likelihood, so a policy with
+    weights refuses `loss_type` other than `"nll"` and an MoE router auxiliary loss (`router_aux_loss_coef=0.0`).
 
     Example:
 
@@ -189,3 +190,25 @@ class DynamicPruningSFTTrainer(PruningSFTMixin, DynamicPruningTrainer, SFTTraine
     """
 
     config_class = DynamicPruningSFTConfig
+
+    def __init__(self, model, args=None, *rest, **kwargs):
+        super().__init__(model, args, *rest, **kwargs)
+        if self._policy_reweights(args) and getattr(self, "aux_loss_enabled", False):
+            raise ValueError(
+                f"dynamic_policy={args.dynamic_policy!r} re-weights each sequence's loss, which hf_prune rebuilds as "
+                f"a weighted negative log-likelihood without {type(self.model).__name__}'s router auxiliary loss: "
+                "set router_aux_loss_coef=0.0, or use a policy without loss weights (`hf-prune strategies`)."
+            )
+
+    @staticmethod
+    def _policy_reweights(args) -> bool:
+        return bool(POLICIES.get(args.dynamic_policy).reweights)
+
+    def _check_sft_args(self, args) -> None:
+        super()._check_sft_args(args)
+        if self._policy_reweights(args) and args.loss_type != "nll":
+            raise ValueError(
+                f"dynamic_policy={args.dynamic_policy!r} re-weights each sequence's loss, which hf_prune rebuilds as "
+                f"a weighted negative log-likelihood (loss_type='nll'); loss_type={args.loss_type!r} would be "
+                "silently replaced. Set loss_type='nll', or use a policy without loss weights (`hf-prune strategies`)."
+            )

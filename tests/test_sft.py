@@ -156,3 +156,37 @@ def test_dynamic_pruning_with_sft_weights_sequences_by_their_fused_token_losses(
     assert selected[0].sum() == N and selected[1].sum() < N
     np.testing.assert_array_equal(~np.isnan(trainer.score_record.signal("loss")[1]), selected[1] == 1)
     assert output.metrics["train_samples_trained"] < 3 * N
+
+
+def test_a_reweighting_policy_refuses_what_its_weighted_loss_would_drop(tmp_path, tokenizer):
+    """InfoBatch's weights rebuild the loss as a weighted NLL: loss_type="dft" is refused before training rather than
+    silently replaced; a policy without weights keeps SFTTrainer's own loss and takes it."""
+    ds = prompt_completion()
+    args = sft_args(tmp_path, config=DynamicPruningSFTConfig, num_train_epochs=2, loss_type="dft",
+                    dynamic_policy="infobatch", dynamic_prune_ratio=0.5)  # fmt: skip
+    with pytest.raises(ValueError, match="loss_type='dft' would be silently replaced. Set loss_type='nll'"):
+        DynamicPruningSFTTrainer(model=tiny_lm(tokenizer), args=args, train_dataset=ds, processing_class=tokenizer)
+    args = sft_args(tmp_path, config=DynamicPruningSFTConfig, num_train_epochs=2, loss_type="dft",
+                    dynamic_policy="random_dynamic", dynamic_prune_ratio=0.5)  # fmt: skip
+    DynamicPruningSFTTrainer(model=tiny_lm(tokenizer), args=args, train_dataset=ds, processing_class=tokenizer)
+
+
+def test_a_reweighting_policy_refuses_a_router_auxiliary_loss(tmp_path, tokenizer):
+    """An MoE model (tiny Mixtral from config) whose router auxiliary loss SFTTrainer would add: refused with InfoBatch's
+    weights (the rebuilt loss has no aux term) unless router_aux_loss_coef=0.0."""
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    def moe():
+        config = MixtralConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, num_key_value_heads=1, num_local_experts=2,
+                               num_experts_per_tok=1, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+        return MixtralForCausalLM(config)
+
+    ds = prompt_completion()
+    args = sft_args(tmp_path, config=DynamicPruningSFTConfig, dynamic_policy="infobatch", dynamic_prune_ratio=0.5)
+    with pytest.raises(ValueError, match="without MixtralForCausalLM's router auxiliary loss: set router_aux_loss_coef=0.0"):
+        DynamicPruningSFTTrainer(model=moe(), args=args, train_dataset=ds, processing_class=tokenizer)
+    args = sft_args(tmp_path, config=DynamicPruningSFTConfig, dynamic_policy="infobatch", dynamic_prune_ratio=0.5,
+                    router_aux_loss_coef=0.0)  # fmt: skip
+    trainer = DynamicPruningSFTTrainer(model=moe(), args=args, train_dataset=ds, processing_class=tokenizer)
+    assert not trainer.aux_loss_enabled

@@ -143,6 +143,8 @@ class DynamicPolicy(abc.ABC):
     # Policies whose rule is indexed by the number of selections made (RS2's rounds, SeTa's window) need a selection
     # every epoch: the sampler refuses pruning_period > 1 for them.
     selects_every_epoch: ClassVar[bool] = False
+    # Policies whose selections carry loss weights (InfoBatch's rescaling): the loss is rebuilt per sample.
+    reweights: ClassVar[bool] = False
 
     def __init__(self, config: PolicyConfig | None = None, **params: Any):
         self.config = self.config_class.resolve(config, params, type(self).__name__)

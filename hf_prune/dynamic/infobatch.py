@@ -103,6 +103,7 @@ class InfoBatch(LatestLossPolicy):
         "2024)."
     )
     config_class = InfoBatchConfig
+    reweights = True
 
     @property
     def fixed_length(self) -> bool:

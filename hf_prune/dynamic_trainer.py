@@ -133,6 +133,7 @@ class DynamicPruningTrainer(PruningTrainer):
         self._ever_trained: np.ndarray | None = None
         # InfoBatch's loss weights indexed by sample id, on the training device (rebuilt once per selection).
         self._id_weights: torch.Tensor | None = None
+        self._record_after_weighted_loss = False  # see compute_loss
         self._id_weights_of: Any = None
 
     def _check_args(self) -> None:
@@ -233,9 +234,21 @@ class DynamicPruningTrainer(PruningTrainer):
         if ids is None or not model.training or not self.dynamic_sampler.weighted:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels, alignment = self._record_labels_of(inputs)  # before Trainer's compute_loss, which may pop them
-        _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        loss = self._weighted_loss(ids, outputs, labels, num_items_in_batch, alignment)
+        self._record_after_weighted_loss = True  # token logits: one pass of per-token losses serves both
+        try:
+            _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        finally:
+            self._record_after_weighted_loss = False
+        loss, tokens = self._weighted_loss(ids, outputs, labels, num_items_in_batch, alignment)
+        if tokens is not None and not self.args.label_smoothing_factor:
+            self.recorder.add_tokens(ids, tokens)  # the same per-token losses, detached: what `add` would compute
+        else:
+            super()._record_training_batch(ids, outputs, labels, alignment)
         return (loss, outputs) if return_outputs else loss
+
+    def _record_training_batch(self, ids, outputs, labels, alignment) -> None:
+        if not self._record_after_weighted_loss:  # else `compute_loss` records after the weighted loss
+            super()._record_training_batch(ids, outputs, labels, alignment)
 
     # ------------------------------------------------------------------ PruningTrainer's extension points
 
@@ -391,7 +404,9 @@ class DynamicPruningTrainer(PruningTrainer):
         `Trainer.compute_loss` does).
         """
         smoothing = float(self.args.label_smoothing_factor or 0.0)
-        tokens = self._token_losses_of(outputs, labels, alignment, keep_grad=True, label_smoothing=smoothing)
+        signals = () if smoothing else self.recorder.signals  # without smoothing the record reuses these losses
+        tokens = self._token_losses_of(outputs, labels, alignment, keep_grad=True, label_smoothing=smoothing,
+                                       with_correct="correct" in signals, with_entropy="entropy" in signals)  # fmt: skip
         device = tokens.loss.device if tokens is not None else logits_of(outputs).device
         table = self._loss_weights_by_id(device)
         weights = table[ids.to(table.device, non_blocking=True).long()]
@@ -410,4 +425,4 @@ class DynamicPruningTrainer(PruningTrainer):
             loss = loss / self.current_gradient_accumulation_steps
         elif scaled and self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes
-        return loss
+        return loss, tokens

@@ -413,9 +413,11 @@ class PruningTrainer(Trainer):
             self.recorder.add(ids, logits_of(outputs), labels, alignment)
 
     def _token_losses_of(self, outputs, labels: torch.Tensor, alignment: str | None, *, keep_grad: bool = False,
-                         label_smoothing: float = 0.0) -> TokenLosses | None:  # fmt: skip
+                         label_smoothing: float = 0.0, with_correct: bool = False,
+                         with_entropy: bool = False) -> TokenLosses | None:  # fmt: skip
         """Per-token losses of a training batch with token logits (or a fused LM head's log-probabilities), `None`
-        for `[batch, classes]` logits. With `keep_grad` the losses carry the graph (a re-weighted training loss)."""
+        for `[batch, classes]` logits. With `keep_grad` the losses carry the graph (a re-weighted training loss);
+        `with_correct` / `with_entropy` add the per-token statistics a record needs."""
         tokens = fused_token_losses(outputs)
         if tokens is not None:
             return tokens
@@ -423,8 +425,8 @@ class PruningTrainer(Trainer):
         if logits.dim() != 3:
             return None
         alignment = require_label_alignment(alignment, logits)
-        return TokenLosses.from_logits(logits, labels, alignment, with_correct=False, keep_grad=keep_grad,
-                                       label_smoothing=label_smoothing)  # fmt: skip
+        return TokenLosses.from_logits(logits, labels, alignment, with_correct=with_correct, with_entropy=with_entropy,
+                                       keep_grad=keep_grad, label_smoothing=label_smoothing)  # fmt: skip
 
     def _save_checkpoint(self, model, trial):
         # The record (complete epochs) and every rank's rows of the epoch in progress go into the checkpoint *before*

@@ -310,6 +310,36 @@ def test_dynamic_pruning_trains_a_causal_lm_on_per_sequence_losses(tmp_path, tok
     assert output.metrics["train_samples_trained"] < 3 * LM_ROWS
 
 
+def test_weighted_steps_record_from_the_weighted_losses_own_per_token_pass(tmp_path, tokenizer, monkeypatch):
+    """With InfoBatch's weights the per-token losses are computed once per step and serve both the weighted loss and
+    the record: one `TokenLosses.from_logits` per step, and (learning rate 0, so the model never changes) each
+    sequence's weighted-epoch record equals its record from the unweighted first epoch."""
+    calls = []
+    original = TokenLosses.from_logits.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(kwargs.get("keep_grad", False))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(TokenLosses, "from_logits", classmethod(counting))
+    ds = lm_dataset(LM_ROWS, tokenizer)
+    args = lm_args(tmp_path, num_train_epochs=3, learning_rate=0.0, dynamic_policy="infobatch",
+                   dynamic_prune_ratio=0.5, record_signals=["loss", "correct", "entropy", "num_tokens"])  # fmt: skip
+    trainer = DynamicPruningTrainer(model=tiny_lm(tokenizer), args=args, train_dataset=ds,
+                                    data_collator=pad_collator(tokenizer))  # fmt: skip
+    trainer.train()
+    record = trainer.score_record
+    selected = np.asarray(record.signal("selected"))
+    steps = [math.ceil(selected[e].sum() / args.per_device_train_batch_size) for e in range(3)]
+    assert selected[1].sum() < LM_ROWS == selected[0].sum() == selected[2].sum()  # epoch 1 pruned and weighted
+    assert calls == [False] * steps[0] + [True] * steps[1] + [False] * steps[2]
+    for name in ("loss", "correct", "entropy", "num_tokens"):
+        values = np.asarray(record.signal(name))
+        kept = (selected[1] == 1) & ~np.isnan(values[1])
+        assert kept.sum() > 0
+        np.testing.assert_allclose(values[1][kept], values[0][kept], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 # ------------------------------------------------------------------------------------------------ two processes
 
 

@@ -133,7 +133,6 @@ class DynamicPruningTrainer(PruningTrainer):
         self._ever_trained: np.ndarray | None = None
         # InfoBatch's loss weights indexed by sample id, on the training device (rebuilt once per selection).
         self._id_weights: torch.Tensor | None = None
-        self._record_after_weighted_loss = False  # see compute_loss
         self._id_weights_of: Any = None
 
     def _check_args(self) -> None:
@@ -228,27 +227,20 @@ class DynamicPruningTrainer(PruningTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # InfoBatch: the model's loss is already a batch mean, so the per-sample 1/(1-r) weights are applied to a
-        # cross-entropy recomputed from the logits with reduction="none" (hf_prune.dynamic.loss). PruningTrainer's
-        # compute_loss still records the batch.
+        # cross-entropy recomputed from the logits with reduction="none" (hf_prune.dynamic.loss); the batch is
+        # recorded here, as PruningTrainer.compute_loss would (from the same per-token losses for token logits).
         ids = self._step_sample_ids
         if ids is None or not model.training or not self.dynamic_sampler.weighted:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels, alignment = self._record_labels_of(inputs)  # before Trainer's compute_loss, which may pop them
-        self._record_after_weighted_loss = True  # token logits: one pass of per-token losses serves both
-        try:
-            _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        finally:
-            self._record_after_weighted_loss = False
+        _, outputs = self._training_loss_and_outputs(model, inputs, num_items_in_batch)
         loss, tokens = self._weighted_loss(ids, outputs, labels, num_items_in_batch, alignment)
-        if tokens is not None and not self.args.label_smoothing_factor:
-            self.recorder.add_tokens(ids, tokens)  # the same per-token losses, detached: what `add` would compute
-        else:
-            super()._record_training_batch(ids, outputs, labels, alignment)
+        if not self.record_clean_view:  # as PruningTrainer.compute_loss: with a clean pass, that pass records
+            if tokens is not None and not self.args.label_smoothing_factor:
+                self.recorder.add_tokens(ids, tokens)  # the loss's own per-token pass, detached: what `add` computes
+            else:
+                self._record_training_batch(ids, outputs, labels, alignment)
         return (loss, outputs) if return_outputs else loss
-
-    def _record_training_batch(self, ids, outputs, labels, alignment) -> None:
-        if not self._record_after_weighted_loss:  # else `compute_loss` records after the weighted loss
-            super()._record_training_batch(ids, outputs, labels, alignment)
 
     # ------------------------------------------------------------------ PruningTrainer's extension points
 
@@ -404,7 +396,8 @@ class DynamicPruningTrainer(PruningTrainer):
         `Trainer.compute_loss` does).
         """
         smoothing = float(self.args.label_smoothing_factor or 0.0)
-        signals = () if smoothing else self.recorder.signals  # without smoothing the record reuses these losses
+        # without smoothing (and without a clean pass) the step's record reuses these per-token losses
+        signals = () if smoothing or self.record_clean_view else self.recorder.signals
         tokens = self._token_losses_of(outputs, labels, alignment, keep_grad=True, label_smoothing=smoothing,
                                        with_correct="correct" in signals, with_entropy="entropy" in signals)  # fmt: skip
         device = tokens.loss.device if tokens is not None else logits_of(outputs).device

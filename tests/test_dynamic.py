@@ -533,3 +533,24 @@ def test_resume_mid_run_gives_the_same_selections(tmp_path):
         np.testing.assert_array_equal(np.asarray(resumed.score_record.signal("selected")), expected)
         assert resumed.state.global_step == 16
         assert math.isfinite(resumed.score_record.metadata["dynamic"]["epochs"][-1]["train_s"])
+
+
+def test_weighted_steps_leave_the_record_to_the_clean_pass(tmp_path, monkeypatch):
+    """With `record_clean_view` the clean pass records every epoch and the training steps record nothing, InfoBatch's
+    weighted steps included (they build their own loss, so they record themselves otherwise)."""
+    from hf_prune.recording import Recorder
+
+    in_training = []
+    original = Recorder.add
+
+    def counting(self, *args, **kwargs):
+        in_training.append(trainer.model.training)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recorder, "add", counting)
+    args = make_args(tmp_path, dynamic_policy="infobatch", record_clean_view=True)
+    trainer = DynamicPruningTrainer(model=timm_model(), args=args, train_dataset=small_image_dataset(32, train_transform=True),
+                                    clean_view_dataset=small_image_dataset(32, train_transform=False), data_collator=collate)  # fmt: skip
+    trainer.train()
+    assert np.asarray(trainer.score_record.signal("selected"))[1].sum() < 32  # epoch 1 pruned, so weighted
+    assert in_training and not any(in_training)
